@@ -1,0 +1,44 @@
+# sofia-qa: `make run` installs, ingests the corpus and opens the app; `make test` runs the test suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: install run ingest test test-fast browser eval bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# torch first and pinned: the CPU build on local disk (an unpinned torch pulls a 5 GB CUDA build)
+	$(BIN)/pip install torch==2.13.0
+	# llama-cpp-python builds from source once (about 6 minutes); pip caches the wheel afterwards
+	$(BIN)/pip install -e '.[model,test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+ingest: install
+	$(BIN)/sofia-qa ingest
+
+run: ingest
+	$(BIN)/python app.py
+
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-dejavu-core)
+
+test: install browser
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not browser" -x
+
+eval: install
+	$(BIN)/sofia-qa eval
+
+bench: install
+	$(BIN)/python benchmarks/bench_ingest.py
+
+clean:
+	rm -rf .sofia-qa .pytest_cache

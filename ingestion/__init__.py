@@ -1,0 +1,1 @@
+"""Ingestion: files -> documents -> chunks -> embeddings -> Chroma. Imports nothing else of ours."""

@@ -1,0 +1,133 @@
+"""Incremental, interruption-safe ingest: paths -> ``IngestReport``.
+
+Unchanged files (same bytes, all chunks present) are skipped without parsing. Changed and new
+files are read, chunked and embedded in one batched pass, then written document by document.
+A bad file is reported and skipped; what the index already holds for it is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .chunking import chunk_document
+from .embedding import Embedder
+from .readers import SUPPORTED, ReadError, read_document
+from .store import Store
+from .types import Chunk, FileFailure, IngestReport
+
+SIDECAR_SUFFIXES = (".yml", ".yaml")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    path: Path
+    doc_id: str
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[Candidate], list[Path], list[FileFailure]]:
+    """Files to ingest (directories walked), the directory roots, and paths that do not exist."""
+    found: dict[str, Candidate] = {}
+    roots: list[Path] = []
+    missing: list[FileFailure] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            roots.append(p.resolve())
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p)
+                if not f.is_file() or any(part.startswith(".") for part in rel.parts):
+                    continue
+                if f.suffix.lower() in SIDECAR_SUFFIXES or f.name.lower() in ("readme.md", "readme.txt"):
+                    continue
+                found.setdefault(rel.as_posix(), Candidate(f, rel.as_posix()))
+        elif p.is_file():
+            found.setdefault(p.name, Candidate(p, p.name))
+        else:
+            missing.append(FileFailure(str(p), "no such file or directory"))
+    return list(found.values()), roots, missing
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ingest(paths: Iterable[Path], *, store: Store, embedder: Embedder, chunk_tokens: int = 220,
+           max_file_mb: float = 50.0, max_pdf_pages: int = 3000, rebuild: bool = False,
+           progress: bool = True, batch: int = 64, log=None) -> IngestReport:
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    t0 = time.perf_counter()
+    report = IngestReport()
+    if rebuild:
+        store.reset()
+    states = store.doc_states()
+    candidates, roots, missing = discover(paths)
+    report.failed.extend(missing)
+    budget = min(chunk_tokens, embedder.max_tokens - embedder.overhead)
+
+    pending: list[tuple[Candidate, list[Chunk]]] = []
+    for cand in candidates:
+        try:
+            if cand.path.suffix.lower() in SUPPORTED and cand.doc_id in states:
+                size_ok = cand.path.stat().st_size <= max_file_mb * 1024 * 1024
+                if size_ok and states[cand.doc_id].complete(file_hash(cand.path)):
+                    report.unchanged.append(cand.doc_id)
+                    continue
+            doc = read_document(cand.path, cand.doc_id, max_mb=max_file_mb, max_pages=max_pdf_pages)
+            chunks = chunk_document(doc, embedder.count_tokens, budget, embedder.name)
+        except ReadError as exc:
+            report.failed.append(FileFailure(str(cand.path), f"{exc.kind}: {exc.reason}"))
+            log(f"skipped {exc}")
+            continue
+        except Exception as exc:  # a reader bug must not cost the other files
+            report.failed.append(FileFailure(str(cand.path), f"unexpected {type(exc).__name__}: {exc}"))
+            log(f"skipped {cand.path}: unexpected {type(exc).__name__}: {exc}")
+            continue
+        pending.append((cand, chunks))
+
+    texts = [c.embed_text() for _, chunks in pending for c in chunks]
+    vectors = _embed(embedder, texts, batch, progress)
+    report.embedded = len(texts)
+    now = time.time()
+    i = 0
+    for cand, chunks in pending:
+        store.write_document(chunks, vectors[i:i + len(chunks)], now)
+        i += len(chunks)
+        (report.updated if cand.doc_id in states else report.added).append(cand.doc_id)
+
+    seen = {c.doc_id for c in candidates}
+    for doc_id, st in states.items():
+        if doc_id in seen or not st.path:
+            continue
+        try:
+            under_root = any(Path(st.path).resolve().is_relative_to(r) for r in roots)
+        except OSError:
+            under_root = False
+        if under_root and not Path(st.path).exists():
+            store.delete_document(doc_id)
+            report.removed.append(doc_id)
+    report.chunks = store.count()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _embed(embedder: Embedder, texts: list[str], batch: int, progress: bool):
+    import numpy as np
+    from tqdm import tqdm
+
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    out = []
+    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress, file=sys.stderr) as bar:
+        for i in range(0, len(texts), batch):
+            out.append(embedder.embed_passages(texts[i:i + batch]))
+            bar.update(len(texts[i:i + batch]))
+    return np.concatenate(out)

@@ -1,0 +1,119 @@
+"""Shared fixtures: the real embedding model (loaded once), real Chroma stores, generated files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ingestion import config  # noqa: F401  offline switches first
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SHARED = ROOT.parent / "shared"
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from ingestion.config import Settings
+    from ingestion.embedding import load_embedder
+
+    return load_embedder(Settings().embed_model, 2)
+
+
+@pytest.fixture()
+def store(tmp_path, embedder):
+    from ingestion.store import Store, connect
+
+    return Store(connect(tmp_path / "index"), "test", embedder.name)
+
+
+def make_pdf(path: Path, pages: list[str], *, title: str | None = None, password: str | None = None) -> Path:
+    """A real PDF with a text layer (DejaVu, so Cyrillic works); one string per page."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_font("DejaVu", "", str(FONT))
+    pdf.set_font("DejaVu", size=12)
+    if title:
+        pdf.set_title(title)
+    if password:
+        pdf.set_encryption(owner_password="owner-" + password, user_password=password)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    pdf.output(str(path))
+    return path
+
+
+def make_scan_pdf(path: Path) -> Path:
+    """A PDF whose pages are only drawings: what a scan without OCR looks like to a text extractor."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    for _ in range(2):
+        pdf.add_page()
+        pdf.set_fill_color(30, 30, 30)
+        for i in range(20):
+            pdf.rect(20, 20 + i * 12, 150 - i * 3, 6, style="F")
+    pdf.output(str(path))
+    return path
+
+
+def make_docx(path: Path, blocks: list[tuple[str, str]]) -> Path:
+    """blocks: (style, text) with style 'Title', 'Heading 1', 'Heading 2' or '' for a paragraph."""
+    import docx
+
+    d = docx.Document()
+    for style, text in blocks:
+        if style:
+            d.add_paragraph(text, style=style)
+        else:
+            d.add_paragraph(text)
+    d.save(str(path))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def chroma_server(tmp_path):
+    """A real Chroma server (`chroma run`) on 127.0.0.1, stopped after the test."""
+    exe = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    port = free_port()
+    data = tmp_path / "chroma-server"
+    env = dict(os.environ, ANONYMIZED_TELEMETRY="False")
+    proc = subprocess.Popen([exe, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(data)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma server did not start")
+    yield f"http://127.0.0.1:{port}", proc
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
