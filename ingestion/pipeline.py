@@ -93,15 +93,12 @@ def ingest(paths: Iterable[Path], *, store: Store, embedder: Embedder, chunk_tok
             continue
         pending.append((cand, chunks))
 
-    texts = [c.embed_text() for _, chunks in pending for c in chunks]
-    vectors = _embed(embedder, texts, batch, progress)
-    report.embedded = len(texts)
-    now = time.time()
-    i = 0
-    for cand, chunks in pending:
-        store.write_document(chunks, vectors[i:i + len(chunks)], now)
-        i += len(chunks)
-        (report.updated if cand.doc_id in states else report.added).append(cand.doc_id)
+    total = sum(len(chunks) for _, chunks in pending)
+    with _bar(total, progress) as bar:
+        for cand, chunks, vectors in _embedded_documents(pending, embedder, batch, bar):
+            store.write_document(chunks, vectors, time.time())
+            (report.updated if cand.doc_id in states else report.added).append(cand.doc_id)
+    report.embedded = total
 
     seen = {c.doc_id for c in candidates}
     for doc_id, st in states.items():
@@ -119,15 +116,40 @@ def ingest(paths: Iterable[Path], *, store: Store, embedder: Embedder, chunk_tok
     return report
 
 
-def _embed(embedder: Embedder, texts: list[str], batch: int, progress: bool):
-    import numpy as np
+def _bar(total: int, progress: bool):
     from tqdm import tqdm
 
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    out = []
-    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress, file=sys.stderr) as bar:
-        for i in range(0, len(texts), batch):
-            out.append(embedder.embed_passages(texts[i:i + batch]))
-            bar.update(len(texts[i:i + batch]))
-    return np.concatenate(out)
+    return tqdm(total=total, desc="embedding", unit="chunk", disable=not progress or not total, file=sys.stderr)
+
+
+def _embedded_documents(pending, embedder: Embedder, batch: int, bar):
+    """Embed chunks in batches across documents; yield (candidate, chunks, vectors) for each document
+    as soon as all its chunks have vectors.
+
+    Writing document by document while embedding means a long ingest that is interrupted keeps
+    every document it finished, and the next run only embeds the rest.
+    """
+    vectors: dict[str, object] = {}
+    waiting: list[tuple[Candidate, list[Chunk]]] = []
+    buffer: list[Chunk] = []
+
+    def embed(part: list[Chunk]) -> None:
+        for c, v in zip(part, embedder.embed_passages([c.embed_text() for c in part])):
+            vectors[c.chunk_id] = v
+        bar.update(len(part))
+
+    def ready():
+        while waiting and all(c.chunk_id in vectors for c in waiting[0][1]):
+            cand, chunks = waiting.pop(0)
+            yield cand, chunks, [vectors.pop(c.chunk_id) for c in chunks]
+
+    for cand, chunks in pending:
+        waiting.append((cand, chunks))
+        buffer.extend(chunks)
+        while len(buffer) >= batch:
+            embed(buffer[:batch])
+            buffer = buffer[batch:]
+            yield from ready()
+    if buffer:
+        embed(buffer)
+    yield from ready()
