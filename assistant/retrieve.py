@@ -1,0 +1,166 @@
+"""Hybrid retrieval: dense (Chroma) + BM25 (LlamaIndex), fused by score, deduplicated, neighbours merged.
+
+BM25 is lexical, so it only compares a question with passages in the same script: a Bulgarian
+question is matched lexically against Bulgarian chunks only, and finds English passages through
+the multilingual embedding (measured: BM25 on Cyrillic queries against English text adds noise).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import replace
+from typing import Sequence
+
+from ingestion.store import Store
+from ingestion.types import Chunk
+
+from .types import Passage
+
+_CYR = re.compile(r"[\u0400-\u04FF]")
+_LAT = re.compile(r"[A-Za-z]")
+
+
+def detect_language(text: str) -> str:
+    return "bg" if len(_CYR.findall(text)) > len(_LAT.findall(text)) else "en"
+
+
+def fuse(dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]],
+         dense_weight: float = 0.6) -> list[tuple[Chunk, float, float, float]]:
+    """Relative-score fusion. Each list is scaled by its own best score, then mixed.
+
+    Returns (chunk, fused, dense_cosine, bm25_relative) sorted by fused score, one row per chunk.
+    """
+    rows: dict[str, list] = {}
+    top_d = max((s for _, s in dense), default=0.0)
+    top_b = max((s for _, s in lexical), default=0.0)
+    w_d = dense_weight if lexical else 1.0
+    w_b = (1.0 - dense_weight) if dense else 1.0
+    for chunk, s in dense:
+        row = rows.setdefault(chunk.chunk_id, [chunk, 0.0, 0.0])
+        row[1] = max(row[1], s)
+    for chunk, s in lexical:
+        row = rows.setdefault(chunk.chunk_id, [chunk, 0.0, 0.0])
+        row[2] = max(row[2], s / top_b if top_b > 0 else 0.0)
+    out = []
+    for chunk, d, b in rows.values():
+        rel_d = d / top_d if top_d > 0 else 0.0
+        out.append((chunk, w_d * rel_d + w_b * b, d, b))
+    out.sort(key=lambda r: (-r[1], r[0].chunk_id))
+    return out
+
+
+def merge_neighbours(rows: Sequence[tuple[Chunk, float, float, float]], full_text_gap: int = 4) -> list[Passage]:
+    """Chunks of one document that touch each other become one passage, in document order."""
+    passages: list[Passage] = []
+    for chunk, fused, d, b in rows:
+        for i, p in enumerate(passages):
+            if p.doc_id != chunk.doc_id or p.chunk.heading_path != chunk.heading_path:
+                continue
+            span_start, span_end = p.chunk.start, p.chunk.start + len(p.text)
+            if 0 <= chunk.start - span_end <= full_text_gap:  # chunk follows the passage
+                text = p.text + "\n\n" + chunk.text
+                passages[i] = replace(p, text=text, chunk_ids=p.chunk_ids + (chunk.chunk_id,),
+                                      facts=tuple(dict.fromkeys(p.facts + chunk.fact_ids)))
+                break
+            if 0 <= span_start - chunk.end <= full_text_gap:  # chunk precedes the passage
+                text = chunk.text + "\n\n" + p.text
+                passages[i] = replace(p, chunk=replace(chunk), text=text, chunk_ids=(chunk.chunk_id,) + p.chunk_ids,
+                                      facts=tuple(dict.fromkeys(chunk.fact_ids + p.facts)),
+                                      score=max(p.score, fused), dense=max(p.dense, d), bm25=max(p.bm25, b))
+                break
+        else:
+            passages.append(Passage(chunk=chunk, text=chunk.text, score=fused, dense=d, bm25=b,
+                                    chunk_ids=(chunk.chunk_id,), facts=chunk.fact_ids))
+    return passages
+
+
+def chroma_where(filters: dict | None) -> dict | None:
+    if not filters:
+        return None
+    clauses = []
+    for key, field in (("doc_type", "doc_type"), ("docs", "doc_id")):
+        value = filters.get(key)
+        if value:
+            values = [value] if isinstance(value, str) else list(value)
+            clauses.append({field: {"$in": values}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _passes(chunk: Chunk, filters: dict | None) -> bool:
+    if not filters:
+        return True
+    for key, attr in (("doc_type", "doc_type"), ("docs", "doc_id")):
+        value = filters.get(key)
+        if value and getattr(chunk, attr) not in ([value] if isinstance(value, str) else value):
+            return False
+    return True
+
+
+class Retriever:
+    def __init__(self, store: Store, embedder, settings, mode: str = "hybrid"):
+        if mode not in ("hybrid", "dense", "bm25"):
+            raise ValueError(f"retrieval mode must be hybrid, dense or bm25, not {mode!r}")
+        self.store, self.embedder, self.settings, self.mode = store, embedder, settings, mode
+        self._lock = threading.Lock()
+        self._bm25_state: tuple | None = None
+        self._bm25 = {}
+        self._chunks: dict[str, Chunk] = {}
+
+    # ------------------------------------------------------------------ BM25
+    def _lexical_index(self, language: str):
+        """BM25 over the chunks of one script; rebuilt when the collection changes."""
+        state = (self.store.count(), tuple(sorted((d, tuple(sorted(s.hashes))) for d, s in self.store.doc_states().items())))
+        with self._lock:
+            if state != self._bm25_state:
+                self._chunks = {c.chunk_id: c for c in self.store.all_chunks()}
+                self._bm25 = {}
+                self._bm25_state = state
+            if language not in self._bm25:
+                self._bm25[language] = self._build_bm25([c for c in self._chunks.values()
+                                                         if detect_language(c.text) == language])
+            return self._bm25[language]
+
+    def _build_bm25(self, chunks: list[Chunk]):
+        if not chunks:
+            return None
+        import Stemmer
+        from llama_index.core.schema import TextNode
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        nodes = [TextNode(id_=c.chunk_id, text=c.embed_text()) for c in chunks]
+        english = detect_language(" ".join(c.text for c in chunks[:50])) == "en"
+        return BM25Retriever.from_defaults(
+            nodes=nodes, similarity_top_k=min(len(nodes), max(self.settings.bm25_k * 3, 30)),
+            stemmer=Stemmer.Stemmer("english") if english else None,  # no stemming for Cyrillic
+            language="english" if english else "")
+
+    def _lexical(self, question: str, language: str, k: int, filters: dict | None) -> list[tuple[Chunk, float]]:
+        index = self._lexical_index(language)
+        if index is None:
+            return []
+        hits = index.retrieve(question)
+        out = []
+        for h in hits:
+            chunk = self._chunks.get(h.node.node_id)
+            if chunk is not None and (h.score or 0) > 0 and _passes(chunk, filters):
+                out.append((chunk, float(h.score)))
+        return out[:k]
+
+    # ------------------------------------------------------------------ public
+    def retrieve(self, question: str, k: int | None = None, filters: dict | None = None) -> list[Passage]:
+        k = k or self.settings.top_k
+        language = detect_language(question)
+        dense = []
+        if self.mode in ("hybrid", "dense"):
+            dense = self.store.query(self.embedder.embed_query(question), self.settings.dense_k, chroma_where(filters))
+        lexical = []
+        if self.mode in ("hybrid", "bm25"):
+            lexical = self._lexical(question, language, self.settings.bm25_k, filters)
+        rows = fuse(dense, lexical)
+        passages = merge_neighbours(rows[: max(k, 1) * 2])[:k]
+        for n, p in enumerate(passages, start=1):
+            p.n = n
+        return passages

@@ -1,0 +1,81 @@
+"""Domain objects of answering: what retrieval returns and what an answer carries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ingestion.types import Chunk
+
+
+@dataclass
+class Passage:
+    """A retrieved piece of text (one chunk, or neighbouring chunks merged), numbered for the prompt."""
+
+    chunk: Chunk  # the first chunk; ``text`` may extend over merged neighbours
+    text: str
+    score: float  # fused retrieval score, 0..1
+    dense: float = 0.0  # cosine similarity, 0 when not found by the dense retriever
+    bm25: float = 0.0  # BM25 score normalised by the query's best, 0 when not found by BM25
+    chunk_ids: tuple[str, ...] = ()
+    facts: tuple[str, ...] = ()  # fact ids (<!-- R12 -->) of every merged chunk
+    n: int = 0  # 1-based number in the prompt
+
+    @property
+    def doc_id(self) -> str:
+        return self.chunk.doc_id
+
+    @property
+    def fact_ids(self) -> tuple[str, ...]:
+        return self.facts or self.chunk.fact_ids
+
+    def label(self) -> str:
+        where = self.chunk.section or (f"p. {self.chunk.pages}" if self.chunk.pages else "")
+        return f"{self.chunk.title}{' > ' + where if where else ''}"
+
+
+@dataclass
+class Citation:
+    n: int
+    doc: str
+    title: str
+    page: str  # "" for documents without pages, "3" or "3-4" for PDFs
+    section: str
+    quote: str  # the exact supporting sentence(s) from the passage
+    source_url: str
+    score: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    refused: bool = False
+    passages: list[Passage] = field(default_factory=list)  # what the model saw (closest passages on refusal)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    notice: str = ""  # e.g. degraded mode, truncated question
+    language: str = "en"
+    standalone_question: str = ""
+    signals: dict[str, float] = field(default_factory=dict)  # gate inputs, for evaluation and calibration
+    removed_sentences: list[str] = field(default_factory=list)  # dropped by the grounding check
+    draft: str = ""  # the model's raw answer before the gate and the citation check (for evaluation)
+
+    def to_json(self) -> dict:
+        return {
+            "answer": self.text,
+            "citations": [c.to_json() for c in self.citations],
+            "refused": self.refused,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "notice": self.notice,
+            "language": self.language,
+            "standalone_question": self.standalone_question,
+            "signals": {k: round(v, 5) for k, v in self.signals.items()},
+            "passages": [{"n": p.n, "doc": p.doc_id, "title": p.chunk.title, "section": p.chunk.section,
+                          "page": p.chunk.pages, "score": round(p.score, 4), "text": p.text,
+                          "chunk_ids": list(p.chunk_ids), "fact_ids": list(p.fact_ids)} for p in self.passages],
+            "removed_sentences": self.removed_sentences,
+            "draft": self.draft,
+        }

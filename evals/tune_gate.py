@@ -1,0 +1,119 @@
+"""Fit the answer-or-refuse gate on the DEVELOPMENT split of the gold set (never the test split).
+
+    python -m evals.tune_gate [--dataset FILE] [--limit N] [--min-refusal 0.9] [--cache FILE]
+
+Each development question is answered once with the gate disabled; its signals and whether the raw
+draft was correct (every key fact present; for unanswerable questions: any answer is wrong) are kept.
+A logistic regression over ``assistant.gate.FEATURES`` predicts "this draft is a correct answer"; the
+threshold is the one that answers the most questions correctly while refusing at least
+``--min-refusal`` of the unanswerable ones, checked by leave-one-out. The result goes to
+``assistant/gate.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from assistant.gate import FEATURES, GATE_FILE, Gate
+
+from .datasets import load_dataset
+from .metrics import key_fact_recall
+from .runner import DEFAULT_DATASET
+
+
+def collect(dataset: Path, limit: int | None, cache: Path) -> list[dict]:
+    from tqdm import tqdm
+
+    from assistant.answer import Assistant
+
+    rows = {r["id"]: r for r in map(json.loads, cache.read_text().splitlines())} if cache.exists() else {}
+    questions = load_dataset(dataset, split="dev")[:limit]
+    open_gate = Gate(weights={}, bias=50.0, threshold=0.0, trained_on="open: collecting signals")
+    bot = Assistant(gate=open_gate)
+    with cache.open("a") as out:
+        for q in tqdm(questions, desc="dev questions", file=sys.stderr):
+            if q.id in rows:
+                continue
+            a = bot.ask(q.question)
+            draft_ok = bool(q.answerable and q.key_facts and not a.refused
+                            and (key_fact_recall(a.draft, q.key_facts) or 0) >= 0.999)
+            row = {"id": q.id, "answerable": q.answerable, "lang": q.lang, "draft": a.draft,
+                   "final_ok": bool(q.answerable and not a.refused and (key_fact_recall(a.text, q.key_facts) or 0) >= 0.999),
+                   "draft_ok": draft_ok, "signals": a.signals, "seconds": a.timings.get("total", 0.0)}
+            rows[q.id] = row
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.flush()
+    return [rows[q.id] for q in questions if q.id in rows]
+
+
+def outcome(scores, rows, threshold) -> dict:
+    ans_ok = ans_wrong = refused = unans_refused = unans = 0
+    for s, r in zip(scores, rows):
+        answer = s >= threshold and r["final_ok"] is not None
+        if not r["answerable"]:
+            unans += 1
+            unans_refused += not answer
+        if not answer:
+            refused += 1
+        elif r["final_ok"]:
+            ans_ok += 1
+        else:
+            ans_wrong += 1
+    n = max(len(rows), 1)
+    return {"answered_correctly": ans_ok / n, "answered_wrongly": ans_wrong / n, "refused": refused / n,
+            "refusal_accuracy": unans_refused / max(unans, 1)}
+
+
+def fit(rows: list[dict], min_refusal: float) -> tuple[Gate, dict]:
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.array([[r["signals"].get(f, 0.0) for f in FEATURES] for r in rows])
+    y = np.array([1 if r["final_ok"] else 0 for r in rows])
+    model = LogisticRegression(C=1.0).fit(X, y)
+    # leave-one-out scores: the threshold is chosen on predictions the model did not train on
+    loo = np.zeros(len(rows))
+    for i in range(len(rows)):
+        mask = np.arange(len(rows)) != i
+        if len(set(y[mask])) < 2:
+            loo[i] = y[mask].mean()
+            continue
+        loo[i] = LogisticRegression(C=1.0).fit(X[mask], y[mask]).predict_proba(X[i:i + 1])[0, 1]
+    best = None
+    for t in np.linspace(0.05, 0.95, 91):
+        o = outcome(loo, rows, t)
+        key = (o["refusal_accuracy"] >= min_refusal, o["answered_correctly"] - o["answered_wrongly"])
+        if best is None or key > best[0]:
+            best = (key, float(t), o)
+    _, threshold, o = best
+    gate = Gate(weights={f: float(w) for f, w in zip(FEATURES, model.coef_[0])}, bias=float(model.intercept_[0]),
+                threshold=round(threshold, 3),
+                trained_on=f"dev split, {len(rows)} questions, leave-one-out threshold (min refusal {min_refusal})")
+    return gate, o
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--min-refusal", type=float, default=0.9)
+    ap.add_argument("--cache", type=Path, default=Path("reports/gate-dev-signals.jsonl"))
+    ap.add_argument("--dry-run", action="store_true", help="print the fit, do not write gate.json")
+    args = ap.parse_args()
+    args.cache.parent.mkdir(parents=True, exist_ok=True)
+    rows = collect(args.dataset, args.limit, args.cache)
+    gate, o = fit(rows, args.min_refusal)
+    print(json.dumps({"gate": gate.__dict__, "leave_one_out": o,
+                      "always_answer": outcome([1.0] * len(rows), rows, 0.5)}, indent=2))
+    if not args.dry_run:
+        gate.save(GATE_FILE)
+        print(f"wrote {GATE_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
