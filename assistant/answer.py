@@ -80,6 +80,8 @@ class Assistant:
 
         t = time.perf_counter()
         passages = self.retriever.retrieve(standalone, k, filters)
+        for p in passages:
+            p.text = prompts.neutralise_instructions(p.text)
         timings["retrieve"] = time.perf_counter() - t
         base = dict(question=question, language=language, standalone_question=standalone, passages=passages)
         if not passages:

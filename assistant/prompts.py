@@ -3,6 +3,7 @@ two calls over the same passages share their prefix (llama.cpp reuses the cached
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from .types import Passage
@@ -42,6 +43,28 @@ DEGRADED = {
     "en": "The language model is unavailable ({why}), so there is no written answer. The most relevant passages are shown below.",
     "bg": "Езиковият модел не е достъпен ({why}), затова няма написан отговор. Най-подходящите откъси са показани по-долу.",
 }
+
+
+_INJECTION = re.compile(
+    r"(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(instructions?|prompts?|rules|guidelines)"
+    r"|\byou (must|should|are to|have to|will)\b[^.!?\n]{0,30}\b(reply|respond|answer|say|output|print|write)"
+    r"|\b(reply|respond|answer|output)\b[^.!?\n]{0,20}\bonly with\b"
+    r"|\bsystem prompt\b|\bnew instructions?\b"
+    r"|(игнорира|пренебрегн|забрав)[^.!?\n]{0,40}(инструкци|указани)",
+    re.IGNORECASE)
+REDACTED = "[instruction-like text removed by sofia-qa]"
+
+
+def neutralise_instructions(text: str) -> str:
+    """Replace sentences that address the assistant ("ignore previous instructions...") with a marker.
+
+    Documents are data. A sentence that tries to steer the model is not a fact anyone can cite, so it
+    never reaches the prompt, and an answer built on it finds no passage to support it.
+    """
+    if not _INJECTION.search(text):
+        return text
+    parts = re.split(r"(?<=[.!?])\s+", text)
+    return " ".join(REDACTED if _INJECTION.search(part) else part for part in parts)
 
 
 def passages_block(passages: Sequence[Passage]) -> str:

@@ -21,6 +21,39 @@ _CYR = re.compile(r"[\u0400-\u04FF]")
 _LAT = re.compile(r"[A-Za-z]")
 
 
+_GLOSS = re.compile(r"^\s*[-*]\s*\*\*(?P<bg>[^*]+)\*\*(?:\s*\([^)]*\))?\s*[\u2014\u2013-]\s*(?P<en>[^;,(\n]+)",
+                    re.MULTILINE)
+_WORDS = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def _stem(word: str) -> str:
+    """A crude Bulgarian stem: the first four letters survive most inflections (златен / златния)."""
+    w = word.lower()
+    return w[:4] if len(w) >= 5 else w
+
+
+def glossary_pairs(chunks: Sequence[Chunk]) -> list[tuple[tuple[str, ...], str]]:
+    """(Bulgarian stems, English term) pairs from glossary entries like ``**клъстер** — cluster, ...``."""
+    pairs = []
+    for c in chunks:
+        if "glossary" not in c.doc_id.lower():
+            continue
+        for m in _GLOSS.finditer(c.text):
+            english = m.group("en").strip().rstrip(".")
+            for variant in re.split(r"\s*[;/]\s*", m.group("bg")):
+                stems = tuple(_stem(w) for w in _WORDS.findall(variant) if len(w) > 2 and _CYR.search(w))
+                if stems and english:
+                    pairs.append((stems, english))
+    return pairs
+
+
+def translate_terms(question: str, pairs: Sequence[tuple[tuple[str, ...], str]]) -> str:
+    """English terms for the glossary entries a Bulgarian question mentions (all stems present)."""
+    stems = {_stem(w) for w in _WORDS.findall(question)}
+    found = [en for st, en in pairs if all(s in stems for s in st)]
+    return " ".join(dict.fromkeys(found))
+
+
 def detect_language(text: str) -> str:
     return "bg" if len(_CYR.findall(text)) > len(_LAT.findall(text)) else "en"
 
@@ -108,6 +141,7 @@ class Retriever:
         self._bm25_state: tuple | None = None
         self._bm25 = {}
         self._chunks: dict[str, Chunk] = {}
+        self._glossary: list = []
 
     # ------------------------------------------------------------------ BM25
     def _lexical_index(self, language: str):
@@ -116,6 +150,7 @@ class Retriever:
         with self._lock:
             if state != self._bm25_state:
                 self._chunks = {c.chunk_id: c for c in self.store.all_chunks()}
+                self._glossary = glossary_pairs(list(self._chunks.values()))
                 self._bm25 = {}
                 self._bm25_state = state
             if language not in self._bm25:
@@ -159,6 +194,10 @@ class Retriever:
         lexical = []
         if self.mode in ("hybrid", "bm25"):
             lexical = self._lexical(question, language, self.settings.bm25_k, filters)
+            if language == "bg":  # the glossary turns Bulgarian terms into English ones for BM25 over English text
+                english = translate_terms(question, self._glossary)
+                if english:
+                    lexical += self._lexical(english, "en", self.settings.bm25_k, filters)
         rows = fuse(dense, lexical)
         passages = merge_neighbours(rows[: max(k, 1) * 2])[:k]
         for n, p in enumerate(passages, start=1):
