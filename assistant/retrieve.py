@@ -17,6 +17,8 @@ from ingestion.types import Chunk
 
 from .types import Passage
 
+BG_STOPWORDS = ["и", "на", "за", "в", "във", "от", "да", "се", "е", "с", "със", "по", "че", "са", "не", "как",
+                "какво", "кои", "кой", "коя", "кога", "къде", "колко", "ли", "ще", "има", "ги", "го", "я", "а"]
 _CYR = re.compile(r"[\u0400-\u04FF]")
 _LAT = re.compile(r"[A-Za-z]")
 
@@ -167,10 +169,13 @@ class Retriever:
 
         nodes = [TextNode(id_=c.chunk_id, text=c.embed_text()) for c in chunks]
         english = detect_language(" ".join(c.text for c in chunks[:50])) == "en"
-        return BM25Retriever.from_defaults(
-            nodes=nodes, similarity_top_k=min(len(nodes), max(self.settings.bm25_k * 3, 30)),
-            stemmer=Stemmer.Stemmer("english") if english else None,  # no stemming for Cyrillic
-            language="english" if english else "")
+        top_k = min(len(nodes), max(self.settings.bm25_k * 3, 30))
+        if english:
+            return BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=top_k,
+                                               stemmer=Stemmer.Stemmer("english"), language="en")
+        # no stemming for Cyrillic: the English stemmer would mangle it and bm25s has no Bulgarian one
+        return BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=top_k, skip_stemming=True,
+                                           language=BG_STOPWORDS)
 
     def _lexical(self, question: str, language: str, k: int, filters: dict | None) -> list[tuple[Chunk, float]]:
         index = self._lexical_index(language)

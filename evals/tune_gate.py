@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -32,7 +33,9 @@ def collect(dataset: Path, limit: int | None, cache: Path) -> list[dict]:
     from assistant.answer import Assistant
 
     rows = {r["id"]: r for r in map(json.loads, cache.read_text().splitlines())} if cache.exists() else {}
-    questions = load_dataset(dataset, split="dev")[:limit]
+    questions = load_dataset(dataset, split="dev")
+    random.Random(0).shuffle(questions)  # a partial run still mixes answerable and unanswerable questions
+    questions = questions[:limit]
     open_gate = Gate(weights={}, bias=50.0, threshold=0.0, trained_on="open: collecting signals")
     bot = Assistant(gate=open_gate)
     with cache.open("a") as out:
