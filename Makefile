@@ -34,7 +34,7 @@ test: install browser
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not browser" -x
 
-eval: install
+eval: ingest
 	$(BIN)/sofia-qa eval
 
 bench: install

@@ -129,6 +129,7 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
                 check.problem = f"names not in the cited passage: {', '.join(sorted(names))}"
         checks.append(check)
     kept = [c for c in checks if not c.problem]
+    sentences_index = {c.sentence: i for i, c in enumerate(checks)}
     citations: list[Citation] = []
     order: dict[int, int] = {}
     text_parts = []
@@ -138,9 +139,13 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
             if n not in order:
                 order[n] = len(order) + 1
                 p = by_n[n]
+                # the quote is the sentence of *this* passage that best supports the answer sentence
+                j = max((k for k, (pn, _) in enumerate(p_sents) if pn == n),
+                        key=lambda k: sims[sentences_index[c.sentence], k])
                 citations.append(Citation(
                     n=order[n], doc=p.doc_id, title=p.chunk.title, page=p.chunk.pages, section=p.chunk.section,
-                    quote=c.quote, source_url=(p.chunk.source_urls or ("",))[0], score=round(p.score, 4)))
+                    quote=p_sents[j][1], source_url=(p.chunk.source_urls or ("",))[0], score=round(p.score, 4),
+                    passage_n=n))
             nums.append(order[n])
         text_parts.append(f"{c.sentence.rstrip()} " + "".join(f"[{k}]" for k in nums))
     return " ".join(text_parts).strip(), citations, checks

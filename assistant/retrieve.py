@@ -95,12 +95,14 @@ def merge_neighbours(rows: Sequence[tuple[Chunk, float, float, float]], full_tex
             span_start, span_end = p.chunk.start, p.chunk.start + len(p.text)
             if 0 <= chunk.start - span_end <= full_text_gap:  # chunk follows the passage
                 text = p.text + "\n\n" + chunk.text
-                passages[i] = replace(p, text=text, chunk_ids=p.chunk_ids + (chunk.chunk_id,),
+                merged = replace(p.chunk, page_end=chunk.page_end) if chunk.page_end is not None else p.chunk
+                passages[i] = replace(p, chunk=merged, text=text, chunk_ids=p.chunk_ids + (chunk.chunk_id,),
                                       facts=tuple(dict.fromkeys(p.facts + chunk.fact_ids)))
                 break
             if 0 <= span_start - chunk.end <= full_text_gap:  # chunk precedes the passage
                 text = chunk.text + "\n\n" + p.text
-                passages[i] = replace(p, chunk=replace(chunk), text=text, chunk_ids=(chunk.chunk_id,) + p.chunk_ids,
+                merged = replace(chunk, page_end=p.chunk.page_end) if p.chunk.page_end is not None else chunk
+                passages[i] = replace(p, chunk=merged, text=text, chunk_ids=(chunk.chunk_id,) + p.chunk_ids,
                                       facts=tuple(dict.fromkeys(chunk.fact_ids + p.facts)),
                                       score=max(p.score, fused), dense=max(p.dense, d), bm25=max(p.bm25, b))
                 break

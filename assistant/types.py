@@ -43,6 +43,7 @@ class Citation:
     quote: str  # the exact supporting sentence(s) from the passage
     source_url: str
     score: float
+    passage_n: int = 0  # the passage's number in the prompt (``Passage.n``)
 
     def to_json(self) -> dict:
         return asdict(self)

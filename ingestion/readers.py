@@ -296,7 +296,6 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int)
     import logging
 
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
@@ -311,8 +310,7 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int)
         n_pages = len(reader.pages)
     except ReadError:
         raise
-    except (PdfReadError, FileNotDecryptedError, ValueError, KeyError, TypeError, AttributeError,
-            IndexError, RecursionError, OSError, AssertionError) as exc:
+    except Exception as exc:  # pypdf raises many types (PdfReadError, LimitReachedError, KeyError, ...)
         raise CorruptFile(path, f"PDF cannot be parsed ({type(exc).__name__}: {exc})") from None
     if n_pages == 0:
         raise EmptyFile(path, "PDF has no pages")
@@ -329,9 +327,9 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int)
     sections: list[Section] = []
     offset = 0
     bad_pages = 0
-    for number, page in enumerate(reader.pages, start=1):
+    for number in range(1, n_pages + 1):
         try:
-            raw = page.extract_text() or ""
+            raw = reader.pages[number - 1].extract_text() or ""
         except Exception:  # one broken page must not lose the rest of the document
             bad_pages += 1
             raw = ""
