@@ -1,0 +1,308 @@
+"""Run a dataset through every retrieval system and (unless retrieval-only) the full assistant.
+
+One pass, with a progress bar; everything measured goes into one plain dict that ``report``
+writes as JSON, Markdown and HTML. Scoring is delegated to the pure functions in ``metrics``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+import resource
+import sys
+import time
+import tomllib
+from datetime import datetime, timezone
+from pathlib import Path
+from statistics import median
+
+from . import metrics as M
+from .baselines import OURS, SYSTEMS, chunk_pages, make_systems
+from .datasets import GoldQuestion, load_dataset
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATASET = HERE / "datasets" / "sofia_gold.jsonl"
+THRESHOLDS = HERE / "thresholds.toml"
+KS = (1, 3, 5)
+CORRECT_KFR = 0.5  # an answer is "correct" when at least half its key facts are present ...
+CORRECT_F1 = 0.3  # ... or, for questions without key facts, token F1 with the reference reaches this
+SWEEP = tuple(i / 20 for i in range(21))
+
+
+def load_thresholds(path: Path = THRESHOLDS) -> dict:
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def pick(questions: list[GoldQuestion], limit: int | None) -> list[GoldQuestion]:
+    """``limit`` questions spread evenly over the dataset (so a subset still mixes personas, languages
+    and unanswerable questions), in dataset order."""
+    if not limit or limit >= len(questions):
+        return list(questions)
+    step = len(questions) / limit
+    return [questions[int(i * step)] for i in range(limit)]
+
+
+def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None = None,
+             retrieval_only: bool = False, split: str | None = None, systems=SYSTEMS, *, settings=None,
+             k: int = max(KS), progress: bool = True, write: bool = True, log=None, assistant=None) -> dict:
+    """Evaluate; returns the report dict (and writes report.json/.md/.html into ``out_dir``).
+
+    ``assistant``: an already loaded ``Assistant`` to reuse (e.g. the app's, so the model is not loaded
+    twice); it must read the same index, so it is ignored when ``corpus_dir`` is given."""
+    from tqdm import tqdm
+
+    from ingestion.config import Settings
+    from ingestion.embedding import load_embedder
+    from ingestion.store import Store
+
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    dataset_name = str(dataset) if not isinstance(dataset, list) else "(in memory)"
+    questions = load_dataset(dataset, split) if not isinstance(dataset, list) else \
+        [q for q in dataset if not split or split == "all" or not q.split or q.split == split]
+    questions = pick(questions, limit)
+    if not questions:
+        raise ValueError(f"no questions in {dataset_name} for split {split or 'all'!r}")
+
+    settings = settings or Settings.from_env()
+    ingest_summary = None
+    if corpus_dir is not None:
+        corpus_dir = Path(corpus_dir)
+        if not corpus_dir.is_dir():
+            raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist")
+        tag = hashlib.sha1(str(corpus_dir.resolve()).encode()).hexdigest()[:8]
+        settings = dataclasses.replace(settings, db=out_dir / "index", chroma_url=None,
+                                       collection=f"eval_{tag}")
+    embedder = load_embedder(settings.embed_model, settings.threads)
+    store = Store.open(settings)
+    if corpus_dir is not None:
+        from ingestion.pipeline import ingest
+
+        rep = ingest([corpus_dir], store=store, embedder=embedder, chunk_tokens=settings.chunk_tokens,
+                     max_file_mb=settings.max_file_mb, max_pdf_pages=settings.max_pdf_pages,
+                     progress=progress, batch=settings.embed_batch, log=log)
+        ingest_summary = rep.summary()
+        log(f"eval index: {ingest_summary}")
+    if store.count() == 0:
+        raise ValueError(f"the index at {settings.chroma_url or settings.db} is empty; "
+                         f"run `sofia-qa ingest` or pass --corpus DIR")
+
+    t0 = time.perf_counter()
+    built = make_systems(list(systems), store, embedder, settings)
+    setup_seconds = time.perf_counter() - t0
+    if retrieval_only:
+        assistant = None
+    elif assistant is None or corpus_dir is not None:
+        from assistant.answer import Assistant
+
+        assistant = Assistant(settings, store=store, embedder=embedder)
+    pages = chunk_pages(store)
+
+    records = []
+    for q in tqdm(questions, desc="eval", unit="q", disable=not progress, file=sys.stderr):
+        rec = _question_record(q)
+        for name, system in built.items():
+            t = time.perf_counter()
+            hits = system.retrieve(q.question, k)
+            rec["retrieval"][name] = {
+                "seconds": time.perf_counter() - t,
+                "scores": M.retrieval_scores([r for r, _ in hits], q.gold_sources, q.fact_ids, KS),
+                "passages": [_ref_json(r, s) for r, s in hits],
+            }
+        if assistant is not None:
+            rec["answer"] = score_answer(q, assistant.ask(q.question), pages)
+        rec["checks"] = checks(rec)
+        records.append(rec)
+
+    result = {
+        "meta": {
+            "dataset": dataset_name, "questions": len(questions), "limit": limit,
+            "split": (split or "all") + ("" if any(q.split for q in questions) else " (the dataset has no splits)"),
+            "retrieval_only": retrieval_only, "systems": list(built), "ours": OURS, "k": k,
+            "embed_model": settings.embed_model, "index": str(settings.chroma_url or settings.db),
+            "collection": settings.collection, "corpus": str(corpus_dir) if corpus_dir else None,
+            "ingest": ingest_summary, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "setup_seconds": setup_seconds, "python": platform.python_version(),
+            "notes": {"llamaindex-default": "fixed top-2, so its @3 and @5 numbers see only two passages"},
+        },
+        "summary": summarize(records, retrieval_only),
+        "questions": records,
+    }
+    result["meta"]["seconds"] = time.perf_counter() - t_start
+    result["meta"]["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    if write:
+        from .report import write_reports
+
+        result["meta"]["files"] = [str(p) for p in write_reports(result, out_dir)]
+    return result
+
+
+# --------------------------------------------------------------------------- per question
+
+def _question_record(q: GoldQuestion) -> dict:
+    return {"id": q.id, "question": q.question, "split": q.split, "persona": q.persona, "lang": q.lang,
+            "answerable": q.answerable, "kind": q.kind, "reference_answer": q.reference_answer,
+            "key_facts": list(q.key_facts), "fact_ids": list(q.fact_ids),
+            "gold_sources": [dataclasses.asdict(s) for s in q.gold_sources],
+            "retrieval": {}, "answer": None, "checks": {}}
+
+
+def _ref_json(r: M.Ref, score: float) -> dict:
+    pages = "" if r.page_start is None else (str(r.page_start) if r.page_end in (None, r.page_start)
+                                             else f"{r.page_start}-{r.page_end}")
+    section = " > ".join(r.heading_path) + (f" (+{len(r.more_paths)} more sections)" if r.more_paths else "")
+    return {"doc": r.doc, "section": section, "pages": pages,
+            "fact_ids": list(r.fact_ids), "score": round(score, 4)}
+
+
+def score_answer(q: GoldQuestion, ans, pages: dict | None = None) -> dict:
+    """Every answer-level number for one question (pure given the Answer object and page lookup)."""
+    cited = [(c, cited_passage(c, ans.passages)) for c in ans.citations]
+    refs = [M.Ref.of(p, pages) for _, p in cited if p is not None]
+    kfr = M.key_fact_recall(ans.text, q.key_facts) if q.answerable else None
+    f1 = M.token_f1(ans.text, q.reference_answer) if q.answerable else None
+    ground, missing = (None, []) if ans.refused else M.grounding(ans.text, [r.text for r in refs])
+    if not q.answerable:
+        correct = ans.refused
+    elif ans.refused:
+        correct = False
+    elif kfr is not None:
+        correct = kfr >= CORRECT_KFR
+    else:
+        correct = None if f1 is None else f1 >= CORRECT_F1
+    return {
+        "text": ans.text, "refused": bool(ans.refused), "correct": correct,
+        "citations": [{"n": c.n, "doc": c.doc, "section": c.section, "page": c.page, "quote": c.quote,
+                       "quote_valid": p is not None and M.quote_valid(c.quote, p.text)} for c, p in cited],
+        "scores": {
+            "key_fact_recall": kfr, "token_f1": f1,
+            "citation_precision": None if ans.refused else M.citation_precision(refs, q.gold_sources, q.fact_ids),
+            "quote_validity": M.quote_validity((c.quote, p.text if p else "") for c, p in cited),
+            "grounding": ground,
+        },
+        "missing": missing, "timings": dict(ans.timings), "tokens_per_s": tokens_per_s(ans),
+        "signals": {k: v for k, v in ans.signals.items() if isinstance(v, (int, float))},
+    }
+
+
+def cited_passage(c, passages):
+    """The passage a citation points at. ``Citation.n`` numbers citations in the answer (1, 2, ...),
+    not passages, so match on the citation's passage number when it has one (``passage_n``), else on
+    document, section and pages, preferring the passage that holds the quote; None when nothing fits."""
+    n = getattr(c, "passage_n", None)
+    if n is not None:
+        return next((p for p in passages if p.n == n), None)
+    same = [p for p in passages if p.doc_id == c.doc and p.chunk.section == c.section
+            and (not c.page or p.chunk.pages == c.page)]
+    return next((p for p in same if M.quote_valid(c.quote, p.text)), same[0] if same else None)
+
+
+def tokens_per_s(ans) -> float | None:
+    for source in (ans.timings, ans.signals):
+        for key in ("tokens_per_s", "tokens_per_second", "tok_s"):
+            if source.get(key):
+                return float(source[key])
+    tokens = next((ans.signals[k] for k in ("answer_tokens", "completion_tokens", "tokens") if ans.signals.get(k)), None)
+    gen = ans.timings.get("generate")
+    return float(tokens) / gen if tokens and gen else None
+
+
+def checks(rec: dict) -> dict[str, bool]:
+    """Pass/fail per check for the per-question table (only checks that apply)."""
+    out: dict[str, bool] = {}
+    ours = rec["retrieval"].get(OURS, {}).get("scores", {})
+    for level in ("doc", "fact"):
+        if ours.get(f"{level}_hit@5") is not None:
+            out[f"{level} hit@5"] = ours[f"{level}_hit@5"] == 1.0
+    a = rec.get("answer")
+    if a:
+        s = a["scores"]
+        if s["key_fact_recall"] is not None:
+            out["key facts"] = s["key_fact_recall"] >= CORRECT_KFR
+        if s["citation_precision"] is not None:
+            out["citations relevant"] = s["citation_precision"] == 1.0
+        if s["quote_validity"] is not None:
+            out["quotes verbatim"] = s["quote_validity"] == 1.0
+        if s["grounding"] is not None:
+            out["grounded"] = s["grounding"] == 1.0
+        out["answer/refuse right"] = a["refused"] != rec["answerable"]
+    return out
+
+
+# --------------------------------------------------------------------------- summary
+
+def summarize(records: list[dict], retrieval_only: bool) -> dict:
+    groups = [{"persona": r["persona"], "lang": r["lang"], "kind": r.get("kind", "")} for r in records]
+    by = ("persona", "lang") + (("kind",) if any(r.get("kind") for r in records) else ())
+    systems = list(dict.fromkeys(name for r in records for name in r["retrieval"]))
+    summary: dict = {"retrieval": {}, "retrieval_latency": {}, "breakdown": {}}
+    for name in systems:
+        rows = [r["retrieval"][name]["scores"] for r in records]
+        summary["retrieval"][name] = {m: v["mean"] for m, v in M.mean_scores(rows).items()}
+        summary["retrieval_latency"][name] = M.latency_summary([r["retrieval"][name]["seconds"] for r in records])
+    if OURS in systems:
+        summary["breakdown"]["retrieval"] = M.breakdown([r["retrieval"][OURS]["scores"] for r in records], groups, by)
+    summary["coverage"] = {"questions": len(records),
+                           "with_gold_sources": sum(1 for r in records if r["gold_sources"]),
+                           "with_fact_ids": sum(1 for r in records if r["fact_ids"]),
+                           "with_key_facts": sum(1 for r in records if r["key_facts"]),
+                           "unanswerable": sum(1 for r in records if not r["answerable"])}
+    answered = [r for r in records if r.get("answer")]
+    if retrieval_only or not answered:
+        return summary
+    rows = [r["answer"]["scores"] for r in answered]
+    summary["answer"] = {m: v["mean"] for m, v in M.mean_scores(rows).items()}
+    summary["answer_n"] = {m: v["n"] for m, v in M.mean_scores(rows).items()}
+    summary["breakdown"]["answer"] = M.breakdown(rows, [g for g, r in zip(groups, records) if r.get("answer")], by)
+    summary["refusal"] = M.refusal_scores((r["answerable"], r["answer"]["refused"]) for r in answered)
+    stages = list(dict.fromkeys(s for r in answered for s in r["answer"]["timings"]))
+    summary["latency"] = {s: M.latency_summary([r["answer"]["timings"].get(s) for r in answered]) for s in stages}
+    summary["tokens_per_s"] = M.latency_summary([r["answer"]["tokens_per_s"] for r in answered])
+    summary["calibration"] = calibration(answered)
+    return summary
+
+
+def calibration(answered: list[dict]) -> dict | None:
+    items = [(float(r["answer"]["signals"]["gate"]), r["answerable"],
+              None if r["answer"]["refused"] else r["answer"]["correct"])
+             for r in answered if "gate" in r["answer"]["signals"]]
+    if not items:
+        return None
+    chosen = [r["answer"]["signals"]["threshold"] for r in answered if "threshold" in r["answer"]["signals"]]
+    op = float(median(chosen)) if chosen else None
+    sweep = sorted(set(SWEEP) | ({round(op, 4)} if op is not None else set()))
+    rows = M.calibration(items, sweep)
+    for row in rows:
+        row["chosen"] = op is not None and abs(row["threshold"] - op) < 1e-9
+    return {"operating_threshold": op, "curve": rows, "n": len(items)}
+
+
+# --------------------------------------------------------------------------- CI gate
+
+GATES = {  # name in thresholds.toml -> where the number lives in the summary
+    "hit_at_5": ("retrieval", OURS, "doc_hit@5"),
+    "fact_hit_at_5": ("retrieval", OURS, "fact_hit@5"),
+    "mrr": ("retrieval", OURS, "doc_mrr"),
+    "key_fact_recall": ("answer", "key_fact_recall"),
+    "citation_precision": ("answer", "citation_precision"),
+    "quote_validity": ("answer", "quote_validity"),
+    "grounding": ("answer", "grounding"),
+    "refusal_accuracy": ("refusal", "refusal_accuracy"),
+}
+
+
+def gate_failures(result: dict, gate: dict[str, float]) -> list[str]:
+    """Metrics below their minimum (metrics that were not measured are skipped)."""
+    failures = []
+    for name, minimum in gate.items():
+        if name not in GATES:
+            raise ValueError(f"thresholds.toml: unknown gate metric {name!r}; known: {', '.join(GATES)}")
+        value = result["summary"]
+        for key in GATES[name]:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None and value < minimum:
+            failures.append(f"{name} = {value:.3f} < {minimum}")
+    return failures

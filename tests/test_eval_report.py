@@ -1,0 +1,166 @@
+"""The evaluation end to end: a tiny corpus indexed with the real embedder and Chroma, every retrieval
+system, and the three report files; plus answer scoring and reporting on hand-made Answer objects."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import make_pdf
+from evals.datasets import GoldQuestion, GoldSource
+from evals.report import write_reports
+from evals.runner import calibration, checks, score_answer, summarize
+
+EVIL = '<script>alert("x")</script> & <b>bold</b>'
+
+
+def write_corpus(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "fees.md").write_text(
+        "---\ntitle: Membership fees of the Example Cluster\ndoc_type: cluster\n---\n"
+        "# Membership fees of the Example Cluster\n\n## Annual fee\n\n"
+        "The annual membership fee of the Example Cluster is 8 250 BGN for companies and 1 200 BGN for "
+        "universities. It is paid every January. <!-- R1 -->\n\n## Discounts\n\n"
+        "Start-ups founded less than two years ago pay half of the annual fee. <!-- R2 -->\n", encoding="utf-8")
+    (folder / "history.md").write_text(
+        "---\ntitle: History of the Example Cluster\ndoc_type: cluster\n---\n# History of the Example Cluster\n\n"
+        "## Founding\n\nThe Example Cluster was founded in 2012 in Sofia by eleven software companies and "
+        "Sofia University. <!-- R3 -->\n\n## Label\n\nIn 2019 the cluster received the bronze label of the "
+        "European Cluster Excellence Initiative. <!-- R4 -->\n", encoding="utf-8")
+    make_pdf(folder / "priorities.pdf", [
+        "Innovation strategy of Sofia. Introduction: the city supports research and technology transfer.",
+        "Priority areas: information and communication technologies, creative industries, "
+        "mechatronics and clean technologies, and healthy life and biotechnology.",
+    ], title="Sofia innovation priorities")
+    return folder
+
+
+def write_gold(path: Path) -> Path:
+    rows = [
+        {"id": "fee", "split": "test", "question": "How much is the annual membership fee for companies?",
+         "key_facts": ["8250 BGN"], "gold_sources": [{"doc": "fees.md", "section": "Annual fee"}],
+         "fact_ids": ["R1"], "persona": "member", "lang": "en", "reference_answer": "8 250 BGN a year."},
+        {"id": "founded", "split": "test", "question": "When was the Example Cluster founded and by whom?",
+         "gold_sources": [{"doc": "history.md"}], "fact_ids": ["R3"], "persona": "committee", "lang": "en"},
+        {"id": "priorities", "split": "test", "question": "What are the priority areas of the Sofia strategy?",
+         "gold_sources": [{"doc": "*priorities*", "page": 2}], "persona": "evaluator", "lang": "en"},
+        {"id": "evil", "split": "test", "question": f"Какъв е бюджетът за 2030 г.? {EVIL}", "answerable": False,
+         "persona": "member", "lang": "bg", "unknown_field": True},
+        {"id": "dev-only", "split": "dev", "question": "Who chairs the board?", "gold_sources": [{"doc": "x.md"}]},
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_retrieval_only_run_writes_three_reports(tmp_path, embedder):
+    from ingestion.config import Settings
+    from evals.runner import run_eval
+
+    corpus = write_corpus(tmp_path / "corpus")
+    gold = write_gold(tmp_path / "gold.jsonl")
+    settings = Settings.from_env(embed_model=embedder.name, threads=2)
+    out = tmp_path / "report"
+    result = run_eval(gold, corpus_dir=corpus, out_dir=out, retrieval_only=True, split="test",
+                      settings=settings, progress=False)
+
+    assert {p.name for p in out.iterdir()} >= {"report.json", "report.md", "report.html"}
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert data["meta"]["split"] == "test" and data["meta"]["questions"] == 4
+    assert data["meta"]["dataset"] == str(gold) and data["meta"]["peak_memory_mb"] > 0
+    assert [q["id"] for q in data["questions"]] == ["fee", "founded", "priorities", "evil"]
+    assert set(data["summary"]["retrieval"]) == {"bm25", "dense", "hybrid", "llamaindex-default"}
+    hybrid = data["summary"]["retrieval"]["hybrid"]
+    assert hybrid["doc_hit@5"] == 1.0  # three tiny documents: every gold source is in the top five
+    assert hybrid["fact_hit@5"] == 1.0 and hybrid["doc_mrr"] > 0.5
+    assert data["summary"]["retrieval"]["llamaindex-default"]["doc_hit@5"] >= 2 / 3
+    fee = data["questions"][0]["retrieval"]["hybrid"]
+    assert fee["passages"][0]["doc"] == "fees.md" and "R1" in fee["passages"][0]["fact_ids"]
+    assert data["questions"][0]["checks"]["doc hit@5"] is True
+    assert data["summary"]["coverage"]["unanswerable"] == 1
+    assert "answer" not in data["summary"]
+    assert set(data["summary"]["breakdown"]["retrieval"]["persona"]) == {"member", "committee", "evaluator"}
+
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert str(gold) in md and "split: test" in md and "| hybrid (ours) |" in md
+
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert len(re.findall(r"src='data:image/png;base64,[A-Za-z0-9+/=]{200,}'", html)) >= 2
+    assert "<script" not in html and "<b>bold" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in html
+    assert "Какъв е бюджетът" in html and "split: test" in html
+    assert "http" not in re.sub(r"data:image/png;base64,[^']+", "", html)  # self-contained: no external links
+
+
+# --------------------------------------------------------------------------- answers without a model
+
+def _answer(text, cited, refused=False, gate=0.8):
+    from assistant.types import Answer, Citation, Passage
+    from ingestion.types import Chunk
+
+    def chunk(doc, heads, facts):
+        return Chunk(chunk_id=f"{doc}::1", doc_id=doc, title=doc, path=doc, doc_type="cluster", language="en",
+                     text="", start=0, end=0, heading_path=heads, page_start=None, page_end=None, source_urls=(),
+                     content_hash="", doc_hash="", doc_chunks=1, embed_model="m", fact_ids=facts)
+
+    passages = [Passage(chunk=chunk("fees.md", ("Annual fee",), ("R1",)), n=1, score=0.9,
+                        text="The annual membership fee is 8 250 BGN for companies. It is paid every January."),
+                Passage(chunk=chunk("history.md", ("Founding",), ("R3",)), n=2, score=0.5,
+                        text="The Example Cluster was founded in 2012 in Sofia.")]
+    # like assistant.cite: citations are numbered in answer order, not by passage number
+    citations = [Citation(n=i, doc=passages[n - 1].doc_id, title="", page="", section=passages[n - 1].chunk.section,
+                          quote=q, source_url="", score=0.0) for i, (n, q) in enumerate(cited, start=1)]
+    return Answer(question="q", text=text, citations=citations, refused=refused, passages=passages,
+                  timings={"retrieve": 0.05, "generate": 1.5, "total": 1.6},
+                  signals={"gate": gate, "threshold": 0.5, "tokens": 30.0})
+
+
+def test_answer_scoring_and_full_report(tmp_path):
+    fee = GoldQuestion(id="fee", question="Fee <for> companies?", key_facts=("8250 BGN", "January|Jan"),
+                       gold_sources=(GoldSource("fees.md", section="Annual fee"),), fact_ids=("R1",),
+                       persona="member", reference_answer="8 250 BGN, paid in January.")
+    ans = score_answer(fee, _answer("Companies pay 8,250 BGN a year, every January, since 2015 [1][2].",
+                                    [(1, "The annual membership fee is 8 250 BGN for companies."),
+                                     (2, "founded in 2013")]))
+    s = ans["scores"]
+    assert s["key_fact_recall"] == 1.0 and ans["correct"] is True
+    assert s["citation_precision"] == 0.5  # history.md is not a gold source for this question
+    assert s["quote_validity"] == 0.5  # "founded in 2013" is not in passage 2
+    assert ans["missing"] == ["2015"] and 0 < s["grounding"] < 1
+    assert ans["tokens_per_s"] == pytest.approx(20.0)
+
+    founded = GoldQuestion(id="f", question="When?", gold_sources=(GoldSource("history.md"),), key_facts=("2012",))
+    only_second = score_answer(founded, _answer("It was founded in 2012 [1].", [(2, "founded in 2012 in Sofia")]))
+    assert only_second["citations"][0]["n"] == 1 and only_second["citations"][0]["doc"] == "history.md"
+    assert only_second["scores"]["citation_precision"] == 1.0 and only_second["scores"]["quote_validity"] == 1.0
+
+    unans = GoldQuestion(id="u", question="Budget for 2030?", answerable=False, lang="bg", persona="committee")
+    refused = score_answer(unans, _answer("I cannot find this in the documents.", [], refused=True, gate=0.2))
+    assert refused["correct"] is True and refused["scores"]["grounding"] is None
+
+    records = []
+    for q, a in ((fee, ans), (unans, refused)):
+        rec = {"id": q.id, "question": q.question, "split": "", "persona": q.persona, "lang": q.lang,
+               "answerable": q.answerable, "gold_sources": [], "fact_ids": list(q.fact_ids),
+               "key_facts": list(q.key_facts), "retrieval": {}, "answer": a}
+        rec["checks"] = checks(rec)
+        records.append(rec)
+    summary = summarize(records, retrieval_only=False)
+    assert summary["refusal"]["refusal_accuracy"] == 1.0
+    assert summary["latency"]["total"]["p50"] == pytest.approx(1.6)
+    cal = calibration(records)
+    assert cal["operating_threshold"] == 0.5 and any(r["chosen"] for r in cal["curve"])
+    chosen = next(r for r in cal["curve"] if r["chosen"])
+    assert chosen["answered_correct"] == 0.5 and chosen["refused"] == 0.5
+
+    result = {"meta": {"dataset": "hand-made", "split": "all", "questions": 2, "retrieval_only": False,
+                       "systems": [], "ours": "hybrid", "k": 5, "embed_model": "m", "index": "-", "collection": "-",
+                       "started": "now"}, "summary": summary, "questions": records}
+    write_reports(result, tmp_path)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Refusal calibration" in html and html.count("data:image/png;base64,") == 2  # latency + calibration
+    assert "Fee &lt;for&gt; companies?" in html and "not in cited text: 2015" in html
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "(chosen)" in md and "key_fact_recall" in md
