@@ -1,0 +1,160 @@
+"""Proposal vs strategy alignment with the real embedder and a real index of the Sofia RIS3 document."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from conftest import CORPUS, make_docx, make_pdf
+
+MOBILITY = """# Smart Mobility Sofia
+
+## Summary
+
+Our project develops an intelligent traffic management platform for Sofia.
+Sensors at intersections feed real-time data to adaptive traffic lights.
+Citizens use a mobile app that shows metro and bus departures and the nearest free parking place.
+The goal is to cut commute times and emissions in the city.
+
+## Team
+
+The project will last 24 months.
+"""
+
+BAKERY = """# Bakery recipes
+
+This collection gathers our family's favourite bakery recipes.
+
+## Rye bread
+
+Mix 500 g rye flour with sourdough starter and warm water. Leave the dough covered for twelve hours.
+Bake for an hour in a hot oven.
+
+## Banitsa
+
+Layer filo pastry with eggs, yoghurt and white cheese. Bake until golden brown and serve warm with ayran.
+"""
+
+
+@pytest.fixture(scope="module")
+def retriever(tmp_path_factory, embedder):
+    from assistant.retrieve import Retriever
+    from ingestion.config import Settings
+    from ingestion.pipeline import ingest
+    from ingestion.store import Store, connect
+
+    db = tmp_path_factory.mktemp("align-index")
+    store = Store(connect(db), "align", embedder.name)
+    report = ingest([CORPUS / "sofia-ris3.md", CORPUS / "cskc-membership.md"], store=store, embedder=embedder,
+                    progress=False)
+    assert not report.failed
+    r = Retriever(store, embedder, Settings(db=db, collection="align"))
+    r.db_path = db
+    return r
+
+
+def test_smart_mobility_proposal_is_strong_on_mobility(tmp_path, retriever, embedder):
+    from assistant.align import align_file
+
+    path = tmp_path / "smart-mobility.md"
+    path.write_text(MOBILITY, encoding="utf-8")
+    rep = align_file(path, retriever, embedder)
+
+    assert rep.source == "smart-mobility.md" and rep.overall == "aligned"
+    assert len(rep.rows) == 11  # ICT, its 8 sub-priorities, creative industries, horizontal policy
+    assert {r.level for r in rep.rows} == {"vertical priority area", "ICT sub-priority", "horizontal policy"}
+    mobility = rep.row("mobility")
+    assert mobility.alignment == "strong", rep.to_markdown()
+    assert "traffic" in mobility.sentence.lower() or "metro" in mobility.sentence.lower()
+    assert mobility.citation is not None and mobility.citation.doc == "sofia-ris3.md"
+    assert "smart urban living and mobility" in mobility.citation.quote.lower()
+    ict = rep.row("ict")
+    assert ict.alignment == "strong" and ict.via == "Smart urban living and mobility"
+    # neither unrelated priorities nor the neighbours of mobility ("smart" in the title matched them once)
+    for pid in ("security", "health", "networking", "ecosystem", "energy", "spaces", "creative"):
+        assert rep.row(pid).alignment == "none", (pid, rep.row(pid).score)
+    assert rep.row("ecosystem").citation.quote.startswith("The horizontal policy of Sofia RIS3")
+    assert "Smart urban living and mobility" in rep.summary and "Informatics and ICT" in rep.summary
+
+    md = rep.to_markdown()
+    table = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| Priority")]
+    assert len(table) == 11
+    assert "sofia-ris3.md" in md and "| strong |" in md
+    assert json.loads(json.dumps(rep.to_json()))["rows"][1]["priority_id"] == "mobility"
+
+
+def test_bakery_recipes_align_with_nothing(retriever, embedder):
+    from assistant.align import align
+
+    rep = align(BAKERY, retriever, embedder, source="recipes")
+    assert rep.overall == "not aligned", rep.to_markdown()
+    assert [r.alignment for r in rep.rows] == ["none"] * 11
+    from assistant.align import PARTIAL_Z
+
+    assert max(r.score for r in rep.rows) < PARTIAL_Z
+    assert rep.summary.startswith("No sentence of the proposal matches")
+    assert "| none |" in rep.to_markdown() and "| strong |" not in rep.to_markdown()
+
+
+def test_pdf_in_bulgarian_and_docx_proposals(tmp_path, retriever, embedder):
+    from assistant.align import align_file
+
+    pdf = make_pdf(tmp_path / "predlozhenie.pdf", [
+        "Проектът разработва интелигентна система за управление на градския транспорт в София. "
+        "Сензори по кръстовищата събират данни за трафика в реално време.",
+        "Гражданите ще планират пътуванията си с метро и автобуси чрез мобилно приложение."])
+    rep = align_file(pdf, retriever, embedder)
+    assert rep.row("mobility").alignment == "strong" and rep.overall == "aligned"
+    assert rep.row("creative").alignment == "none"
+
+    docx = make_docx(tmp_path / "museum.docx", [
+        ("Title", "Virtual Thracian Treasures"),
+        ("Heading 1", "Idea"),
+        ("", "We will build a virtual reality exhibition for the National History Museum."),
+        ("", "Visitors explore 3D reconstructions of Thracian treasures, and schoolchildren play an online game."),
+    ])
+    rep = align_file(docx, retriever, embedder)
+    assert rep.row("creative").alignment == "strong", rep.to_markdown()
+    assert rep.row("mobility").alignment == "none"
+    assert "New technologies in creative and recreational industries" in rep.summary
+
+
+def test_sentences_and_markdown_are_safe():
+    from assistant.align import AlignmentReport, AlignmentRow, split_sentences
+
+    text = "# Title\n\n- first item about sensors and lights\n- second item | with a pipe here\n\n" \
+           "A paragraph wrapped\nover two lines ends here. Second sentence follows it right away.\n\n12\n"
+    assert split_sentences(text) == ["first item about sensors and lights", "second item | with a pipe here",
+                                     "A paragraph wrapped over two lines ends here.",
+                                     "Second sentence follows it right away."]
+    rep = AlignmentReport(source="a|b", overall="partly aligned", summary="s", sentences=1, rows=[
+        AlignmentRow("mobility", "Smart urban living and mobility", "ICT sub-priority", "partial", 3.2,
+                     "x | y", None)])
+    md = rep.to_markdown()
+    assert "x \\| y" in md and "a\\|b" in md
+    with pytest.raises(ValueError):
+        from assistant.align import align
+        align("# Title\n\n12\n", None, None)
+
+
+def test_cli_align_json_and_bad_file(tmp_path, retriever, capsys):
+    from assistant.align import register
+    from assistant.cli import _common
+
+    parser = argparse.ArgumentParser(prog="sofia-qa")
+    register(parser.add_subparsers(dest="command", required=True), _common)
+    path = tmp_path / "proposal.txt"
+    path.write_text(MOBILITY, encoding="utf-8")
+    args = parser.parse_args(["align", str(path), "--json", "--db", str(retriever.db_path), "--collection", "align"])
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["overall"] == "aligned"
+    assert {r["priority_id"]: r["alignment"] for r in out["rows"]}["mobility"] == "strong"
+
+    bad = tmp_path / "proposal.exe"
+    bad.write_bytes(b"MZ\x90\x00")
+    args = parser.parse_args(["align", str(bad), "--db", str(retriever.db_path), "--collection", "align"])
+    assert args.func(args) == 2
+    assert "unsupported file type '.exe'" in capsys.readouterr().err

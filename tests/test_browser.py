@@ -1,0 +1,109 @@
+"""The app in a real headless Chromium (Playwright): chat, alignment, upload, evaluation report.
+
+One app process and one browser page serve the module; the tests run in file order and each saves a
+screenshot of its tab to ``test-artifacts/`` (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from test_align import MOBILITY
+from test_app import ANSWER_TIMEOUT, build_index, running_app, write_fake_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def page(request, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    db = build_index(request.config)
+    tmp = tmp_path_factory.mktemp("browser-app")
+    write_fake_report(tmp / "reports")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with running_app(tmp, db) as (url, _), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1400, "height": 950})
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.goto(url + "/", wait_until="domcontentloaded")
+        pg.wait_for_selector("#sqa-question textarea", timeout=60_000)
+        pg.errors = errors
+        yield pg
+        context.close()
+        browser.close()
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def test_chat_answer_shows_citation_cards(page, tmp_path):
+    open_tab(page, "Chat")
+    box = page.locator("#sqa-question textarea")
+    box.fill("What are the ICT sub-priorities of Sofia RIS3?")
+    page.locator("#sqa-ask").click()
+    page.wait_for_selector("#sqa-chat .sqa-answer .sqa-card", timeout=ANSWER_TIMEOUT * 1000)
+    answer = page.locator("#sqa-chat .sqa-answer").last
+    assert answer.locator(".sqa-card").count() >= 1
+    card = answer.locator(".sqa-card").first
+    assert "sofia-ris3.md" in card.inner_text()
+    if answer.locator(".sqa-card mark").count():  # the quote is highlighted in a cited card
+        assert answer.locator(".sqa-card mark").first.inner_text().strip()
+    link = card.locator("a")
+    if link.count():
+        assert link.first.get_attribute("href").startswith(("http://", "https://"))
+        assert link.first.get_attribute("target") == "_blank"
+    answer.evaluate("el => el.scrollIntoView({block: 'start'})")  # the answer's start, not the last card
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_alignment_table(page):
+    open_tab(page, "Alignment")
+    page.locator("#sqa-proposal textarea").fill(MOBILITY)
+    page.locator("#sqa-check").click()
+    page.wait_for_selector("#sqa-align-table", timeout=300_000)
+    row = page.locator("#sqa-align-table tbody tr").filter(
+        has=page.locator("td:first-child", has_text="Smart urban living and mobility"))
+    assert row.locator(".sqa-badge").inner_text().strip() == "strong"
+    assert page.locator("#sqa-align-table tbody tr").count() == 11
+    assert page.locator("#sqa-align-download").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "alignment.png"), full_page=True)
+
+
+def test_upload_is_listed_in_the_library(page, tmp_path):
+    open_tab(page, "Library")
+    page.wait_for_selector("#sqa-docs-table #sqa-docs", timeout=60_000)
+    doc = tmp_path / "innovation-voucher-notes.md"
+    doc.write_text("---\ntitle: Innovation voucher notes\ndoc_type: reference\n---\n# Innovation voucher notes\n\n"
+                   "## Vouchers\n\nSmall firms in Sofia can apply for an innovation voucher of up to EUR 10,000.\n",
+                   encoding="utf-8")
+    page.locator("#sqa-upload input[type=file]").set_input_files(str(doc))
+    page.wait_for_selector("#sqa-upload :text('innovation-voucher-notes.md')", timeout=60_000)
+    page.locator("#sqa-upload-btn").click()
+    page.wait_for_selector("#sqa-docs-table :text('Innovation voucher notes')", timeout=300_000)
+    assert "Indexed innovation-voucher-notes.md" in page.locator("#sqa-lib-status").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "library.png"), full_page=True)
+
+
+def test_evaluation_tab_shows_report_and_plot(page):
+    open_tab(page, "Evaluation")
+    page.wait_for_selector("#sqa-eval-plots img", timeout=60_000)
+    assert "hybrid" in page.locator("#sqa-eval-report").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "evaluation.png"), full_page=True)
+    assert not page.errors, page.errors
