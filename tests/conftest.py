@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,38 @@ def chroma_server(tmp_path):
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@contextmanager
+def http_service(cmd: list[str], probe_url: str, log_path: Path, *, timeout: float = 120, env: dict | None = None,
+                 cwd: Path | None = None):
+    """Start a server process, wait until ``probe_url`` answers 200, yield the process, stop it."""
+    import httpx
+
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{cmd[1:3]} exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(probe_url, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"{cmd[1:3]} did not start in {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

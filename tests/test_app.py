@@ -11,9 +11,7 @@ import base64
 import io
 import os
 import shutil
-import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import httpx
 import pytest
 from gradio_client.exceptions import AppError
 
-from conftest import CORPUS, ROOT, free_port, run_cli
+from conftest import CORPUS, ROOT, free_port, http_service, run_cli
 from test_align import MOBILITY
 
 QUESTION = "What are the ICT sub-priorities of Sofia RIS3?"
@@ -73,30 +71,9 @@ def running_app(tmp: Path, db: Path, **env: str):
     full_env = {**os.environ, "SOFIA_QA_DB": str(index), "SOFIA_QA_PORT": str(port), "SOFIA_QA_HOST": "127.0.0.1",
                 "SOFIA_QA_UPLOAD_DIR": str(tmp / "uploads"), "SOFIA_QA_REPORT_DIR": str(tmp / "reports"),
                 "SOFIA_QA_CHROMA_URL": "", "SOFIA_QA_AUTH": "", **env}
-    log = open(tmp / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{(tmp / 'app.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(url + "/", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"app.py did not start:\n{(tmp / 'app.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    with http_service([sys.executable, "app.py"], url + "/", tmp / "app.log", timeout=180, env=full_env, cwd=ROOT):
         yield url, tmp
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

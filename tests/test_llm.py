@@ -7,17 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from assistant import llm as L
+from conftest import free_port, http_service
 
 # The real cache, so the 1.1 GB join happens once per machine, not once per run.
 CACHE = Path(os.environ.get("SOFIA_QA_MODEL_CACHE", str(L.DEFAULT_CACHE_DIR)))
@@ -57,43 +55,15 @@ def _same_start(a: str, b: str, n: int = 8) -> bool:
     return bool(a.strip()) and a.strip()[:n] == b.strip()[:n]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(L.smollm2_path()), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False"],
-            stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start in 90 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(L.smollm2_path()), "--host", "127.0.0.1",
+           "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False"]
+    with http_service(cmd, f"{url}/v1/models", log, timeout=90):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # ------------------------------------------------------------------------------------------ locating and joining
