@@ -192,8 +192,8 @@ def cited_passage(c, passages):
     """The passage a citation points at. ``Citation.n`` numbers citations in the answer (1, 2, ...),
     not passages, so match on the citation's passage number when it has one (``passage_n``), else on
     document, section and pages, preferring the passage that holds the quote; None when nothing fits."""
-    n = getattr(c, "passage_n", None)
-    if n is not None:
+    n = getattr(c, "passage_n", 0)
+    if n:  # 0 = not recorded
         return next((p for p in passages if p.n == n), None)
     same = [p for p in passages if p.doc_id == c.doc and p.chunk.section == c.section
             and (not c.page or p.chunk.pages == c.page)]
