@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import replace
 from typing import Sequence
 
@@ -19,6 +20,7 @@ from .types import Passage
 
 BG_STOPWORDS = ["и", "на", "за", "в", "във", "от", "да", "се", "е", "с", "със", "по", "че", "са", "не", "как",
                 "какво", "кои", "кой", "коя", "кога", "къде", "колко", "ли", "ще", "има", "ги", "го", "я", "а"]
+STATE_RECHECK_SECONDS = 10.0
 _CYR = re.compile(r"[\u0400-\u04FF]")
 _LAT = re.compile(r"[A-Za-z]")
 
@@ -146,11 +148,12 @@ class Retriever:
         self._bm25 = {}
         self._chunks: dict[str, Chunk] = {}
         self._glossary: list = []
+        self._state_checked = 0.0
 
     # ------------------------------------------------------------------ BM25
     def _lexical_index(self, language: str):
         """BM25 over the chunks of one script; rebuilt when the collection changes."""
-        state = (self.store.count(), tuple(sorted((d, tuple(sorted(s.hashes))) for d, s in self.store.doc_states().items())))
+        state = self._collection_state()
         with self._lock:
             if state != self._bm25_state:
                 self._chunks = {c.chunk_id: c for c in self.store.all_chunks()}
@@ -161,6 +164,18 @@ class Retriever:
                 self._bm25[language] = self._build_bm25([c for c in self._chunks.values()
                                                          if detect_language(c.text) == language])
             return self._bm25[language]
+
+    def _collection_state(self) -> tuple:
+        """What identifies the collection's content. A change of chunk count is seen at once; an edit that
+        keeps the count (same number of chunks, new hashes) within ``STATE_RECHECK_SECONDS``. The full
+        scan of chunk metadata is too slow to repeat on every question."""
+        count = self.store.count()
+        now = time.monotonic()
+        if (self._bm25_state is not None and self._bm25_state[0] == count
+                and now - self._state_checked < STATE_RECHECK_SECONDS):
+            return self._bm25_state
+        self._state_checked = now
+        return (count, tuple(sorted((d, tuple(sorted(st.hashes))) for d, st in self.store.doc_states().items())))
 
     def _build_bm25(self, chunks: list[Chunk]):
         if not chunks:
