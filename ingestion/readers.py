@@ -7,10 +7,14 @@ section splitter serves every structured format.
 
 from __future__ import annotations
 
+import bisect
+import datetime
 import hashlib
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -70,12 +74,18 @@ def read_document(path: Path, doc_id: str | None = None, *, max_mb: float = 50.0
         size = path.stat().st_size
     except OSError as exc:
         raise ReadError(path, f"cannot open: {exc.strerror or exc}") from None
-    if size > max_mb * 1024 * 1024:
-        raise TooLarge(path, f"file is {size / 1024 / 1024:.1f} MB, over the {max_mb:g} MB limit "
-                             f"(SOFIA_QA_MAX_FILE_MB)")
+    limit = int(max_mb * 1024 * 1024)
+    if size > limit:
+        raise _too_large(path, size, max_mb)
     if size == 0:
         raise EmptyFile(path, "file is empty")
-    data = path.read_bytes()
+    try:
+        with open(path, "rb") as fh:  # never more than the limit, even if the file grew since stat()
+            data = fh.read(limit + 1)
+    except OSError as exc:  # a directory named like a document, permissions, I/O errors
+        raise ReadError(path, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise _too_large(path, len(data), max_mb)
     doc_id = doc_id or path.name
     digest = hashlib.sha256(data).hexdigest()
     if kind == "pdf":
@@ -91,11 +101,19 @@ def read_document(path: Path, doc_id: str | None = None, *, max_mb: float = 50.0
     return _from_markdown(path, doc_id, digest, meta, body, plain=(kind == "text"))
 
 
+def _too_large(path: Path, size: int, max_mb: float) -> TooLarge:
+    return TooLarge(path, f"file is {size / 1024 / 1024:.1f} MB, over the {max_mb:g} MB limit (SOFIA_QA_MAX_FILE_MB)")
+
+
 # --------------------------------------------------------------------------- text formats
 
-_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
-_CLEAN = re.compile(r"<!--(.*?)-->|\[([^\]\n]+)\]\(\s*(<[^>]*>|[^)\s]+)(?:\s+\"[^\"]*\")?\s*\)", re.DOTALL)
+# Linear time on hostile text: no two repeats in a pattern can match the same characters, so nothing
+# backtracks across the input (the old heading, link and comment patterns ran over 20 s on 80 KB).
+_HEADING = re.compile(r"^(#{1,6})[ \t]+([^\n]*)$", re.MULTILINE)
+_LINK = re.compile(r"\[([^\[\]\n]+)\]\(\s*(<[^<>\n]*>|[^)\s\[]+)(?:\s+\"[^\"\n]*\")?\s*\)")
 _FACT_ID = re.compile(r"^\s*([A-Z]{1,3}\d{1,4})\s*$")
+_MAX_FRONT_MATTER = 64 * 1024
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: fast, caps nesting depth
 
 
 def _decode(path: Path, data: bytes) -> str:
@@ -110,13 +128,17 @@ def _decode(path: Path, data: bytes) -> str:
 def _split_front_matter(path: Path, text: str) -> tuple[dict, str]:
     if not text.startswith("---\n"):
         return {}, text
-    end = text.find("\n---", 4)
+    end = text.find("\n---", 4, _MAX_FRONT_MATTER)
     if end < 0:
+        if text.find("\n---", 4) > 0:
+            raise BadFrontMatter(path, f"front matter is over {_MAX_FRONT_MATTER // 1024} KB")
         raise BadFrontMatter(path, "front matter opened with '---' but never closed")
     try:
-        meta = yaml.safe_load(text[4:end]) or {}
+        meta = yaml.load(text[4:end], Loader=_YAML_LOADER) or {}
     except yaml.YAMLError as exc:
         raise BadFrontMatter(path, f"front matter is not valid YAML: {exc}") from None
+    except Exception as exc:  # PyYAML also raises ValueError (date 2026-13-45), RecursionError (deep nesting)
+        raise BadFrontMatter(path, f"front matter is not valid YAML ({type(exc).__name__}: {exc})") from None
     if not isinstance(meta, dict):
         raise BadFrontMatter(path, "front matter must be a mapping of fields")
     body = text[end + 4:]
@@ -125,42 +147,77 @@ def _split_front_matter(path: Path, text: str) -> tuple[dict, str]:
 
 
 def _clean(body: str) -> tuple[str, list[tuple[int, str]], dict[int, str]]:
-    """Drop HTML comments and link targets; remember where links and fact ids were."""
+    """Drop HTML comments and link targets; remember where links and fact ids were.
+
+    Comments are found with ``str.find`` rather than a regex: once one ``<!--`` has no ``-->`` after
+    it, no later one has either, so the scan stays linear however many unclosed comments there are.
+    """
     out: list[str] = []
     links: list[tuple[int, str]] = []
     facts: dict[int, str] = {}
     pos = 0
     length = 0
-    for m in _CLEAN.finditer(body):
-        piece = body[pos:m.start()]
+    comments = True
+    while True:
+        opening = body.find("<!--", pos) if comments else -1
+        for m in _LINK.finditer(body, pos, len(body) if opening < 0 else opening):
+            piece = body[pos:m.start()]
+            label, url = m.group(1), m.group(2).strip("<>")
+            out += (piece, label)
+            if url.startswith(("http://", "https://")):
+                links.append((length + len(piece), url))
+            length += len(piece) + len(label)
+            pos = m.end()
+        if opening < 0:
+            break
+        closing = body.find("-->", opening + 4)
+        if closing < 0:  # an unclosed comment stays text
+            comments = False
+            continue
+        piece = body[pos:opening]
         out.append(piece)
         length += len(piece)
-        if m.group(2) is not None:  # [label](url)
-            label, url = m.group(2), m.group(3).strip("<>")
-            if url.startswith(("http://", "https://")):
-                links.append((length, url))
-            out.append(label)
-            length += len(label)
-        else:
-            fid = _FACT_ID.match(m.group(1) or "")
-            if fid:
-                facts[length] = fid.group(1)
-        pos = m.end()
+        fid = _FACT_ID.match(body[opening + 4:closing])
+        if fid:
+            facts[length] = fid.group(1)
+        pos = closing + 3
     out.append(body[pos:])
-    text = "".join(out)
-    return text, links, facts
+    return "".join(out), links, facts
+
+
+def _headings(text: str) -> list[tuple[int, int, int, str]]:
+    """ATX headings as (start, end, level, name); a closing run of '#' after a space is dropped."""
+    found = []
+    for m in _HEADING.finditer(text):
+        name = m.group(2).strip(" \t")
+        bare = name.rstrip("#")
+        if bare != name and (not bare or bare[-1] in " \t"):
+            name = bare.rstrip(" \t")
+        found.append((m.start(), m.end(), len(m.group(1)), name.strip()))
+    return found
+
+
+def _meta_text(path: Path, meta: dict, field: str) -> str:
+    """A front matter field that must be one value (text, number or date), as text."""
+    value = meta.get(field)
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, (str, int, float, datetime.date)):
+        raise BadFrontMatter(path, f"front matter field {field!r} must be a single value, "
+                                   f"not a {type(value).__name__}")
+    return str(value).strip()
 
 
 def _from_markdown(path: Path, doc_id: str, digest: str, meta: dict, body: str, plain: bool) -> Document:
     text, links, facts = _clean(body)
     if not text.strip():
         raise EmptyFile(path, "no text left to index")
-    title = str(meta.get("title") or "").strip()
-    headings = [] if plain else list(_HEADING.finditer(text))
+    title = _meta_text(path, meta, "title")
+    headings = [] if plain else _headings(text)
     if not title:
-        h1 = next((h for h in headings if len(h.group(1)) == 1), None)
-        title = h1.group(2).strip() if h1 else path.stem.replace("-", " ").replace("_", " ")
-    doc_type = str(meta.get("doc_type") or "reference").strip()
+        h1 = next((name for _, _, level, name in headings if level == 1), None)
+        title = h1 or path.stem.replace("-", " ").replace("_", " ")
+    doc_type = _meta_text(path, meta, "doc_type") or "reference"
     if doc_type not in DOC_TYPES:
         raise BadFrontMatter(path, f"front matter field 'doc_type' is {doc_type!r}; "
                                    f"expected one of {', '.join(DOC_TYPES)}")
@@ -169,14 +226,13 @@ def _from_markdown(path: Path, doc_id: str, digest: str, meta: dict, body: str, 
         sources = [sources]
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise BadFrontMatter(path, "front matter field 'sources' must be a list of URLs")
-    language = str(meta.get("language") or _guess_language(text))
-    reviewed = meta.get("reviewed")
+    language = _meta_text(path, meta, "language") or _guess_language(text)
+    reviewed = _meta_text(path, meta, "reviewed")
 
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
-    bounds = [(h.start(), h.end(), len(h.group(1)), h.group(2).strip()) for h in headings]
     cursor, path_now = 0, ()
-    for h_start, h_end, level, name in bounds + [(len(text), len(text), 0, "")]:
+    for h_start, h_end, level, name in headings + [(len(text), len(text), 0, "")]:
         _add_section(sections, text, cursor, h_start, path_now, links)
         if level == 0:
             break
@@ -188,7 +244,7 @@ def _from_markdown(path: Path, doc_id: str, digest: str, meta: dict, body: str, 
         cursor = h_end
     return Document(doc_id=doc_id, path=path, title=title, text=text, sections=tuple(sections),
                     content_hash=digest, doc_type=doc_type, language=language,
-                    sources=tuple(sources), reviewed=str(reviewed) if reviewed else None,
+                    sources=tuple(sources), reviewed=reviewed or None,
                     fact_ids=facts)
 
 
@@ -199,8 +255,10 @@ def _add_section(sections, text, start, end, heading_path, links, page=None):
     if not body:
         return
     s = start + lead
+    # links are in text order: bisect, so many sections times many links stays cheap
+    lo, hi = bisect.bisect_left(links, (s, "")), bisect.bisect_left(links, (s + len(body), ""))
     sections.append(Section(text=body, start=s, heading_path=tuple(heading_path), page=page,
-                            links=tuple(l for l in links if s <= l[0] < s + len(body))))
+                            links=tuple(links[lo:hi])))
 
 
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
@@ -215,32 +273,68 @@ def _guess_language(text: str) -> str:
 # --------------------------------------------------------------------------- HTML, DOCX
 
 
-def _html_to_markdown(path: Path, html: str) -> tuple[dict, str]:
-    from bs4 import BeautifulSoup
+_HTML_SKIP = {"script", "style", "noscript", "template", "head"}
+_HTML_BREAKS = {"p": "\n\n", "li": "\n\n", "tr": "\n\n", "div": "\n\n", "blockquote": "\n\n", "pre": "\n\n",
+                "ul": "\n\n", "ol": "\n\n", "table": "\n\n", "section": "\n\n", "article": "\n\n",
+                "dt": "\n\n", "dd": "\n\n", "br": "\n", "td": " ", "th": " "}
+_URL_UNSAFE = re.compile(r"[\s()\[\]<>]")
 
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "head"]):
-        if tag.name == "head":
-            continue
-        tag.decompose()
-    title_tag = soup.find("title")
-    meta = {"title": title_tag.get_text(" ", strip=True)} if title_tag and title_tag.get_text(strip=True) else {}
-    if soup.head:
-        soup.head.decompose()
-    for level in range(1, 7):
-        for h in soup.find_all(f"h{level}"):
-            h.replace_with(f"\n\n{'#' * level} {h.get_text(' ', strip=True)}\n\n")
-    for a in soup.find_all("a", href=True):
-        href = a["href"]
-        label = a.get_text(" ", strip=True)
-        if href.startswith(("http://", "https://")) and label:
-            a.replace_with(f"[{label.replace(']', ')')}]({href})")
-    for block in soup.find_all(["p", "li", "tr", "div", "br", "blockquote", "pre"]):
-        block.insert_after("\n\n" if block.name != "br" else "\n")
-    text = soup.get_text()
+
+def _html_to_markdown(path: Path, html: str) -> tuple[dict, str]:
+    """HTML -> Markdown-like text with lxml (libxml2): linear time, any nesting depth up to 2048."""
+    import lxml.etree
+    import lxml.html
+
+    parser = lxml.html.HTMLParser(encoding="utf-8", huge_tree=True, remove_comments=True, remove_pis=True)
+    try:
+        root = lxml.html.document_fromstring(html.encode("utf-8", "replace"), parser=parser)
+    except lxml.etree.ParserError:  # "Document is empty": only whitespace or comments
+        raise EmptyFile(path, "no text left to index") from None
+    except (lxml.etree.LxmlError, ValueError) as exc:
+        raise CorruptFile(path, f"HTML cannot be parsed ({type(exc).__name__}: {exc})") from None
+    fatal = [e.message for e in parser.error_log if e.level_name == "FATAL"]
+    if fatal:  # libxml2 stops at a resource limit (nesting deeper than 2048) and drops the rest
+        raise CorruptFile(path, f"HTML cannot be parsed ({fatal[0].split(', use ')[0]})")
+    title_tag = next(root.iter("title"), None)
+    title = _html_text(title_tag, markdown=False) if title_tag is not None else ""
+    text = _html_text(root, markdown=True)
     text = re.sub(r"[ \t\xa0]+", " ", text)
-    text = re.sub(r"\n\s*\n\s*", "\n\n", text).strip()
-    return meta, text
+    text = re.sub(r" ?\n\s*\n\s*", "\n\n", text).strip()
+    return ({"title": title} if title else {}), text
+
+
+def _html_text(top: Any, *, markdown: bool) -> str:
+    """The visible text under ``top``, walked with an explicit stack (no recursion limit).
+
+    With ``markdown``, headings become ``#`` lines, web links ``[label](url)`` and blocks paragraphs;
+    without, the text is one whitespace-normalised line (for titles, headings and link labels).
+    """
+    out: list[str] = []
+    stack: list[tuple[Any, bool]] = [(top, False)]
+    while stack:
+        el, closing = stack.pop()
+        tag = el.tag if isinstance(el.tag, str) else ""  # comments, processing instructions: no tag
+        tail = "" if el is top else (el.tail or "")
+        if closing:
+            out += (_HTML_BREAKS.get(tag, "") if markdown else " " * (tag in _HTML_BREAKS), tail)
+            continue
+        if not tag or tag in _HTML_SKIP:
+            out.append(tail)
+            continue
+        if markdown and tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            out += (f"\n\n{'#' * int(tag[1])} {_html_text(el, markdown=False)}\n\n", tail)
+            continue
+        if markdown and tag == "a":
+            href, label = (el.get("href") or "").strip(), _html_text(el, markdown=False)
+            if href.startswith(("http://", "https://")) and label:
+                href = _URL_UNSAFE.sub(lambda m: quote(m.group()), href)  # keep "[label](url)" one link
+                out += (f"[{label.replace('[', '(').replace(']', ')')}]({href})", tail)
+                continue
+        out.append(el.text or "")
+        stack.append((el, True))
+        stack.extend((child, False) for child in reversed(el))
+    text = "".join(out)
+    return text if markdown else " ".join(text.split())
 
 
 def _docx_to_markdown(path: Path, data: bytes) -> str:
@@ -249,29 +343,37 @@ def _docx_to_markdown(path: Path, data: bytes) -> str:
     _check_zip(path, data)
     try:
         import docx  # python-docx
+        from docx.enum.style import WD_STYLE_TYPE
+        from docx.oxml.ns import qn
 
         d = docx.Document(io.BytesIO(data))
-    except Exception as exc:  # python-docx raises many types for a broken package
+        styles = {s.style_id: s.name or "" for s in d.styles if s.type == WD_STYLE_TYPE.PARAGRAPH}
+        lines = []
+        # The body's XML in document order, not python-docx's table API: ``row.cells`` repeats a cell
+        # once per ``gridSpan`` (a hostile gridSpan of 10^9 never ends) and walks vertical merges upwards.
+        for block in d.element.body.iterchildren(qn("w:p"), qn("w:tbl")):
+            if block.tag == qn("w:p"):
+                txt = block.text.strip()
+                if txt:
+                    lines.append(_docx_line(txt, styles.get(block.style, "")))
+                continue
+            for row in block.tr_lst:
+                cells = ["\n".join(p.text for p in tc.p_lst).strip() for tc in row.tc_lst]
+                cells = [c for c in cells if c]
+                if cells:
+                    lines.append(" | ".join(dict.fromkeys(cells)))
+    except Exception as exc:  # python-docx and lxml raise many types for a broken package
         raise CorruptFile(path, f"not a readable DOCX file ({type(exc).__name__}: {exc})") from None
-    lines = []
-    for para in d.paragraphs:
-        txt = para.text.strip()
-        if not txt:
-            continue
-        style = (para.style.name if para.style is not None else "") or ""
-        m = re.match(r"(?:Heading|Заглавие)\s*(\d)", style)
-        if style == "Title":
-            lines.append(f"# {txt}")
-        elif m:
-            lines.append(f"{'#' * min(6, int(m.group(1)) + 1)} {txt}")
-        else:
-            lines.append(txt)
-    for table in d.tables:
-        for row in table.rows:
-            cells = [c.text.strip() for c in row.cells if c.text.strip()]
-            if cells:
-                lines.append(" | ".join(dict.fromkeys(cells)))
     return "\n\n".join(lines)
+
+
+def _docx_line(text: str, style: str) -> str:
+    m = re.match(r"(?:Heading|Заглавие)\s*(\d)", style)
+    if style == "Title":
+        return f"# {text}"
+    if m:
+        return f"{'#' * min(6, int(m.group(1)) + 1)} {text}"
+    return text
 
 
 def _check_zip(path: Path, data: bytes, max_ratio: int = 100, max_total: int = 500 * 1024 * 1024) -> None:
@@ -281,7 +383,7 @@ def _check_zip(path: Path, data: bytes, max_ratio: int = 100, max_total: int = 5
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             total = sum(i.file_size for i in zf.infolist())
-    except zipfile.BadZipFile:
+    except Exception:  # BadZipFile, but a mangled directory can also raise ValueError, EOFError, ...
         raise CorruptFile(path, "not a readable DOCX file (not a ZIP package)") from None
     if total > max_total or total > max(len(data), 1) * max_ratio:
         raise TooLarge(path, f"unpacks to {total / 1024 / 1024:.0f} MB from {len(data) / 1024:.0f} KB; "
@@ -296,6 +398,7 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int)
     import logging
 
     from pypdf import PdfReader
+    from pypdf.errors import LimitReachedError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
@@ -307,6 +410,8 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int)
                 ok = 0
             if not ok:
                 raise EncryptedPDF(path, "PDF is encrypted with a password; save an unprotected copy and add that")
+        # the declared count first: refusing a 10,000-page file must not cost building its page list
+        _check_pages(path, _declared_pages(reader), max_pages)
         n_pages = len(reader.pages)
     except ReadError:
         raise
@@ -314,8 +419,7 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int)
         raise CorruptFile(path, f"PDF cannot be parsed ({type(exc).__name__}: {exc})") from None
     if n_pages == 0:
         raise EmptyFile(path, "PDF has no pages")
-    if n_pages > max_pages:
-        raise TooLarge(path, f"PDF has {n_pages} pages, over the {max_pages} page limit (SOFIA_QA_MAX_PDF_PAGES)")
+    _check_pages(path, n_pages, max_pages)
     title = path.stem
     try:
         meta_title = (reader.metadata or {}).get("/Title")
@@ -330,6 +434,9 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int)
     for number in range(1, n_pages + 1):
         try:
             raw = reader.pages[number - 1].extract_text() or ""
+        except LimitReachedError as exc:  # a bomb: stop now, every other page may point at the same stream
+            raise TooLarge(path, f"page {number} exceeds a PDF safety limit ({exc}); "
+                                 "refusing a likely decompression bomb") from None
         except Exception:  # one broken page must not lose the rest of the document
             bad_pages += 1
             raw = ""
@@ -352,3 +459,17 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int)
     return Document(doc_id=doc_id, path=path, title=title, text=text, sections=tuple(sections),
                     content_hash=digest, doc_type="reference", language=_guess_language(text),
                     pages=n_pages)
+
+
+def _declared_pages(reader: Any) -> int:
+    """The page count the PDF's page tree claims (0 if it claims nothing usable)."""
+    try:
+        count = reader.trailer["/Root"]["/Pages"]["/Count"]
+        return count if isinstance(count, int) else 0
+    except Exception:
+        return 0
+
+
+def _check_pages(path: Path, n_pages: int, max_pages: int) -> None:
+    if n_pages > max_pages:
+        raise TooLarge(path, f"PDF has {n_pages} pages, over the {max_pages} page limit (SOFIA_QA_MAX_PDF_PAGES)")

@@ -1,0 +1,542 @@
+"""Hostile input: every reader returns a ``Document`` or a ``ReadError`` naming the file, in bounded time and memory.
+
+Property tests mutate real files (PDF, DOCX) and build tag and token soups (HTML, Markdown) with hypothesis;
+the rest pins each bug they or a hand-made worst case found, plus the limits: pages, size, bombs.
+Hypothesis runs derandomized (the same examples on every machine) with no deadline, because this machine's
+speed varies 10x under load; a watchdog (SIGALRM) fails any single read that takes over WATCHDOG seconds.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import signal
+import time
+import tracemalloc
+import zipfile
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
+from hypothesis import strategies as st
+
+from conftest import make_pdf
+from ingestion.config import Settings
+from ingestion.readers import (SUPPORTED, BadFrontMatter, CorruptFile, EmptyFile, ReadError, TooLarge,
+                               read_document)
+
+WATCHDOG = 30.0  # seconds; a fixed reader takes well under 1 s for every input here, the old ones hung
+MB = 1024 * 1024
+BG = "Иновационна стратегия за интелигентна специализация на София"
+
+
+def fuzz(examples: int):
+    return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+class Hang(BaseException):
+    """Not an ``Exception``: the readers' own ``except Exception`` must not turn a hang into a ReadError."""
+
+
+@contextmanager
+def watchdog(seconds: float, what: str):
+    def fire(signum, frame):
+        raise Hang(f"{what}: still running after {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def check_read(path: Path, **limits):
+    """The property: a consistent ``Document``, or a ``ReadError`` whose message names the file."""
+    # a hang stops the run at once (no shrinking through 30 s examples); the input stays at ``path``
+    with watchdog(WATCHDOG, f"reading {path} (the input is kept there)"):
+        try:
+            doc = read_document(path, **limits)
+        except ReadError as err:
+            assert path.name in str(err) and err.reason, f"{type(err).__name__} does not say which file: {err}"
+            outcome(type(err).__name__)
+            return err
+    outcome("Document")
+    assert doc.text.strip() and isinstance(doc.title, str)
+    for s in doc.sections:
+        assert doc.text[s.start:s.start + len(s.text)] == s.text
+        assert all(s.start <= offset < s.start + len(s.text) for offset, _ in s.links)
+    return doc
+
+
+def outcome(name: str) -> None:
+    """Counted per property test: ``pytest --hypothesis-show-statistics`` shows how often each came up."""
+    if currently_in_test_context():
+        event(name)
+
+
+def write(folder: Path, name: str, data: bytes) -> Path:
+    path = folder / name
+    path.write_bytes(data)
+    return path
+
+
+# --------------------------------------------------------------------------- sample files
+
+
+def raw_pdf(objects: list[bytes]) -> bytes:
+    """A PDF from raw object bodies (object 1 is the catalog) with a correct xref table."""
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def pages_pdf(n_pages: int, content: bytes = b"BT /F1 12 Tf 72 720 Td (A page of text about smart cities.) Tj ET",
+              *, flate: bool = False, count: int | None = None) -> bytes:
+    """``n_pages`` pages that all draw one shared content stream: thousands of pages in milliseconds."""
+    kids = b" ".join(b"%d 0 R" % (5 + i) for i in range(n_pages))
+    page = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents 4 0 R >>")
+    return raw_pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
+                    b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, n_pages if count is None else count),
+                    b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+                    b"<< /Length %d%s >>\nstream\n" % (len(content), b" /Filter /FlateDecode" if flate else b"")
+                    + content + b"\nendstream"] + [page] * n_pages)
+
+
+def zeros_deflated(gib: int = 1) -> bytes:
+    """zlib data that inflates to ``gib`` GiB of zeros, built in milliseconds: after a full flush every
+    1 MiB block of zeros compresses to the same bytes, so one block is repeated; the Adler-32 of n zeros
+    is ((n mod 65521) << 16) | 1."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = c.compress(b"\0" * MB) + c.flush(zlib.Z_FULL_FLUSH)
+    end = c.flush()
+    n = gib * 1024 * MB
+    return b"\x78\xda" + block * (gib * 1024) + end + ((((n % 65521) << 16) | 1).to_bytes(4, "big"))
+
+
+def docx_bytes() -> bytes:
+    import docx
+
+    d = docx.Document()
+    d.add_paragraph("Предложение", style="Title")
+    d.add_paragraph("Цели", style="Heading 1")
+    d.add_paragraph("Проектът развива умни системи за мобилност в София.")
+    table = d.add_table(rows=3, cols=3)
+    for i, row in enumerate(table.rows):
+        for j, cell in enumerate(row.cells):
+            cell.text = f"cell {i}{j}"
+    table.cell(0, 0).merge(table.cell(0, 1))
+    table.cell(1, 2).merge(table.cell(2, 2))
+    d.add_paragraph("Budget", style="Heading 1")
+    d.add_paragraph("EUR 20,000 over two years.")
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
+def rezip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def unzip(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("samples")
+    fpdf = make_pdf(folder / "s.pdf", ["First page about ICT and smart specialisation.", BG + " - втора страница."],
+                    title="Sofia strategy").read_bytes()
+    return {"pdf": fpdf, "raw_pdf": pages_pdf(2), "docx": docx_bytes()}
+
+
+@pytest.fixture(scope="session")
+def scratch(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuzz")
+
+
+def test_samples_are_valid(samples, scratch):
+    assert read_document(write(scratch, "ok.pdf", samples["pdf"])).pages == 2
+    assert read_document(write(scratch, "ok-raw.pdf", samples["raw_pdf"])).pages == 2
+    doc = read_document(write(scratch, "ok.docx", samples["docx"]))
+    assert doc.title == "Предложение" and "cell 22" in doc.text
+
+
+# --------------------------------------------------------------------------- property tests
+
+
+@st.composite
+def mutated(draw, base: bytes) -> bytes:
+    """Truncation, byte flips, spliced garbage, deleted ranges and broken PDF structure, 1-4 at a time."""
+    data = bytearray(base)
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["truncate", "flip", "splice", "delete", "structure"]))
+        pos = draw(st.integers(0, max(len(data) - 1, 0)))
+        if kind == "truncate":
+            del data[pos:]
+        elif kind == "flip" and data:
+            data[pos] = draw(st.integers(0, 255))
+        elif kind == "splice":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=64))
+        elif kind == "delete":
+            del data[pos:pos + draw(st.integers(1, 512))]
+        else:
+            number = str(draw(st.sampled_from([0, -1, 7, 2**31, 10**12]) | st.integers(0, 10**6))).encode()
+            pattern, repl = draw(st.sampled_from([
+                (rb"startxref\s+\d+", b"startxref\n" + number),  # xref offset pointing anywhere
+                (rb"\bxref\b", b"xrff"),                           # no xref table: pypdf must rebuild it
+                (rb"\d{10} \d{5} [nf]", number.rjust(10, b"0")[:10] + b" 00000 n"),  # one bad xref entry
+                (rb"/Length \d+", b"/Length " + number),
+                (rb"/Count \d+", b"/Count " + number),
+                (rb"/Kids \[", b"/Kids [1 0 R 2 0 R "),           # catalog and the tree itself as pages
+                (rb"/FlateDecode", b"/LZWDecode"),
+                (rb"/Parent \d+ 0 R", b"/Parent " + number + b" 0 R"),
+                (rb"endobj", b""),
+            ]))
+            data = bytearray(re.sub(pattern, repl, bytes(data), count=draw(st.integers(0, 3))))
+    return bytes(data)
+
+
+@fuzz(100)
+@given(data=st.data())
+def test_fuzz_mutated_pdf(samples, scratch, data):
+    base = samples[data.draw(st.sampled_from(["pdf", "raw_pdf"]))]
+    check_read(write(scratch, "mutated.pdf", data.draw(mutated(base))))
+
+
+HOSTILE_XML = [  # (snippet, element it goes just inside): where python-docx and the reader look
+    (b'<w:tcPr><w:gridSpan w:val="1000000000"/></w:tcPr>', b"tc"),   # row.cells yields this cell 10^9 times
+    (b'<w:tcPr><w:vMerge w:val="continue"/></w:tcPr>', b"tc"),       # merged into a cell above: maybe none
+    (b'<w:tcPr><w:gridSpan w:val="-1"/></w:tcPr>', b"tc"),
+    (b'<w:pPr><w:pStyle w:val="Heading9"/></w:pPr>', b"p"),
+    (b'<w:pPr><w:pStyle w:val="' + b"x" * 500 + b'"/></w:pPr>', b"p"),
+    (b"<w:p>" * 300, b"body"), (b"</w:body>", b"p"), (b"<!-- -->", b"p"), (b"&undefined;", b"p"),
+    (b"<![CDATA[x]]>", b"p"), (b"\x00", b"p"), (b"<w:tbl><w:tr><w:tc><w:p/></w:tc></w:tr></w:tbl>", b"body"),
+]
+
+
+@st.composite
+def broken_docx(draw, base: bytes) -> bytes:
+    """One kind of damage per example: hostile XML in the body, damaged members, or a damaged ZIP."""
+    members = unzip(base)
+    mode = draw(st.sampled_from(["xml", "xml", "members", "zip"]))
+    if mode == "xml":
+        xml = members["word/document.xml"]
+        for _ in range(draw(st.integers(1, 3))):
+            snippet, inside = draw(st.sampled_from(HOSTILE_XML))
+            places = [m.end() for m in re.finditer(rb"<w:%s>" % inside, xml)] or [0]
+            pos = draw(st.sampled_from(places))
+            xml = xml[:pos] + snippet + xml[pos:]
+        members["word/document.xml"] = xml
+    elif mode == "members":
+        for name in draw(st.lists(st.sampled_from(sorted(members)), min_size=1, max_size=3, unique=True)):
+            action = draw(st.sampled_from(["drop", "garbage", "truncate", "flip"]))
+            content = members.pop(name)
+            if action == "garbage":
+                members[name] = draw(st.binary(max_size=256))
+            elif action == "truncate":
+                members[name] = content[:draw(st.integers(0, len(content)))]
+            elif action == "flip" and content:
+                pos = draw(st.integers(0, len(content) - 1))
+                members[name] = content[:pos] + bytes([draw(st.integers(0, 255))]) + content[pos + 1:]
+        if draw(st.booleans()):
+            members[draw(st.sampled_from(["word/extra.xml", "../evil.xml", "word/_rels/x.rels"]))] = \
+                draw(st.binary(max_size=64))
+    packed = rezip(members)
+    return draw(mutated(packed)) if mode == "zip" else packed
+
+
+@fuzz(80)
+@given(data=st.data())
+def test_fuzz_broken_docx(samples, scratch, data):
+    check_read(write(scratch, "broken.docx", data.draw(broken_docx(samples["docx"]))))
+
+
+HTML_TOKENS = ["<html>", "<head>", "</head>", "<title>", "</title>", "<body>", "<div>", "</div>", "<p>", "</p>",
+               "<h1>", "<h3>", "</h1>", "</h3>", '<a href="https://e.org/a">', "<a href='https://x.org/a b'>",
+               "<a href=javascript:alert(1)>", "</a>", "<script>", "</script>", "<style>", "</style>", "<!--",
+               "-->", "<br>", "<table><tr><td>", "</td><td>", "</tr></table>", "<![CDATA[", "]]>", "<?php ",
+               "?>", "&amp;", "&#0;", "&#x110000;", "&nbsp;", "\x00", "<", ">", "</", "<!", "<!DOCTYPE html>",
+               "<template>", "<noscript>", "<svg><foreignObject>", "<math>", "<meta charset='cp1251'>",
+               '<?xml version="1.0" encoding="utf-16"?>', '<p title="' + "x" * 5000 + '">', "<li>", "[", "](",
+               "# ", "Член", "word", " ", "\n"]
+
+
+@fuzz(120)
+@given(tokens=st.lists(st.sampled_from(HTML_TOKENS) | st.text(max_size=12), max_size=60),
+       depth=st.sampled_from([0, 0, 0, 300, 3000]))
+def test_fuzz_html_tag_soup(scratch, tokens, depth):
+    html = "<div>" * depth + "".join(tokens)
+    check_read(write(scratch, "soup.html", html.encode("utf-8", "surrogatepass")))
+
+
+MD_TOKENS = ["# ", "## ", "####### ", "#", " ", "\t", "\n", "\n\n", "[", "]", "(", ")", "<", ">", '"', "<!--", "-->",
+             "<!-- R12 -->", "http://x.org/a", "https://y", "<script>alert(1)</script>", "Иновации", "word", "---",
+             "\x00", "\ufeff", "\r\n", "\r", "\x98"]
+YAML_VALUES = ["x", "", "2026-11-25", "2026-13-45", "2026-02-30", "[a, b]", "{a: 1}", "&a [x, x]", "*a", "[*a, *a]",
+               "!!binary aGk=", "!!python/object/apply:os.system [ls]", "[[[[[[", "'unterminated", "1e999", "~",
+               "yes", "strategy", "brochure", "https://a.org", ":", "|\n  block", "\n  - a\n  - b", "@", "%x", "\t"]
+
+
+@st.composite
+def markdown_soup(draw) -> str:
+    """Tokens, behind front matter (sometimes broken) whose fields take hostile YAML values."""
+    body = "".join(draw(st.lists(st.sampled_from(MD_TOKENS) | st.text(max_size=12), max_size=60)))
+    if not draw(st.booleans()):
+        return body
+    fields = draw(st.lists(st.sampled_from(["title", "doc_type", "language", "sources", "reviewed", "a", "b"]),
+                           max_size=5))
+    front = "".join(f"{name}: {draw(st.sampled_from(YAML_VALUES) | st.text(max_size=8))}\n" for name in fields)
+    closing = draw(st.sampled_from(["---\n", "---\n", "---", "--\n", ""]))
+    return "---\n" + front + closing + body
+
+
+@fuzz(120)
+@given(text=markdown_soup(), ext=st.sampled_from([".md", ".txt"]))
+def test_fuzz_markdown_and_text(scratch, text, ext):
+    check_read(write(scratch, "soup" + ext, text.encode("utf-8", "surrogatepass")))
+
+
+@fuzz(150)
+@given(ext=st.sampled_from(sorted(SUPPORTED)),
+       head=st.sampled_from([b"", b"%PDF-1.7\n", b"PK\x03\x04", b"\xef\xbb\xbf", b"---\n", b"<html>", b"\xff\xfe"]),
+       body=st.binary(max_size=2048))
+def test_fuzz_random_bytes_with_every_extension(scratch, ext, head, body):
+    check_read(write(scratch, "random" + ext, head + body))
+
+
+# --------------------------------------------------------------------------- worst cases found (each hung or crashed)
+
+
+@pytest.mark.parametrize("name, text", [
+    ("comments.md", "<!--" * 50_000),                                    # unclosed comments: each scanned to the end
+    ("brackets.md", "[" * 200_000),                                      # link labels scanned to the end of the line
+    ("link-urls.md", "[a](x" * 40_000),
+    ("link-angle.md", "[a](<" * 40_000),
+    ("heading-spaces.md", "# a" + " " * 100_000 + "b"),                   # cubic heading pattern
+    ("heading-hashes.md", "# a" + "#" * 200_000 + "b"),
+    ("sections-links.md", "## s\n[l](https://x.org)\n" * 20_000),         # every section scanned every link
+    ("brackets.txt", "[a](<" * 40_000),                                  # plain text is cleaned the same way
+])
+def test_markdown_worst_cases_run_in_linear_time(tmp_path, name, text):
+    doc = check_read(write(tmp_path, name, text.encode()))
+    assert not isinstance(doc, ReadError)
+
+
+def test_sections_keep_their_links_in_bulk(tmp_path):
+    doc = read_document(write(tmp_path, "links.md", ("## s\n[l](https://x.org/1) and [m](https://x.org/2)\n" * 500).encode()))
+    assert len(doc.sections) == 500 and all(len(s.links) == 2 for s in doc.sections)
+
+
+def test_headings_keep_a_hash_that_is_part_of_the_name(tmp_path):
+    doc = read_document(write(tmp_path, "h.md", b"# C# and F#\n\ntext\n\n## Budget ##\n\nmore text\n"))
+    assert doc.title == "C# and F#" and doc.sections[-1].heading_path == ("Budget",)
+
+
+@pytest.mark.parametrize("front, says", [
+    ("reviewed: 2026-13-45", "ValueError"),                                  # PyYAML raised ValueError
+    ("title: " + "[" * 5000, "not valid YAML"),                              # RecursionError after 6 s
+    ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+     "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\ntitle: [*g, *g, *g, *g, *g, *g, *g, *g, *g]",
+     "'title' must be a single value"),                                      # str() of 9^8 aliases never ended
+    ("doc_type: {a: 1}", "'doc_type' must be a single value"),
+    ("title: x\n" + "# padding\n" * 10_000, "over 64 KB"),
+])
+def test_hostile_front_matter_is_a_clear_error(tmp_path, front, says):
+    err = check_read(write(tmp_path, "front.md", f"---\n{front}\n---\nBody text.\n".encode()))
+    assert isinstance(err, BadFrontMatter) and says in str(err), err
+
+
+@pytest.mark.parametrize("name, html, expect", [
+    ("comments.html", "<!--" * 50_000 + "<p>after</p>", None),   # Python 3.11.7's html.parser: quadratic
+    ("tags.html", "<a" * 50_000, None),
+    ("unclosed.html", "<div>" * 2000 + "</span>" * 50_000 + "<p>text</p>", "text"),
+    ("attribute.html", '<p title="' + "x" * 5_000_000 + '">text after a 5 MB attribute</p>', "text after"),
+    ("nulls.html", "<p>nul\x00byte and \x01 control</p>" * 1000, "byte and"),
+    ("xml-declaration.html", '<?xml version="1.0" encoding="utf-8"?><html><body><p>XHTML text</p></body></html>',
+     "XHTML text"),
+])
+def test_html_worst_cases(tmp_path, name, html, expect):
+    result = check_read(write(tmp_path, name, html.encode()))
+    if expect is None:  # everything is inside a comment or a tag
+        assert isinstance(result, EmptyFile), result
+    else:
+        assert expect in result.text
+
+
+def test_html_nested_too_deep_is_refused_not_truncated(tmp_path):
+    ok = check_read(write(tmp_path, "deep-ok.html", ("<div>" * 1500 + "inner text" + "</div>" * 1500 + "<p>after</p>").encode()))
+    assert "inner text" in ok.text and "after" in ok.text  # bs4 took 7 s here; 1500 levels are read in full
+    err = check_read(write(tmp_path, "deep.html", ("<div>" * 100_000 + "text").encode()))
+    assert isinstance(err, CorruptFile) and "2048" in str(err)  # libxml2 would silently drop the rest
+
+
+def test_docx_hostile_tables(tmp_path, samples):
+    members = unzip(samples["docx"])
+    xml = members["word/document.xml"]
+    # a cell that spans 10^9 grid columns (python-docx's row.cells yields it 10^9 times) and a 3000-row
+    # vertical merge (python-docx walks it upwards, recursively): both hung or crashed the old reader
+    rows = b"".join(b'<w:tr><w:tc><w:tcPr><w:vMerge/></w:tcPr><w:p><w:r><w:t>m</w:t></w:r></w:p></w:tc></w:tr>'
+                    for _ in range(3000))
+    table = (b'<w:tbl><w:tblGrid><w:gridCol/></w:tblGrid><w:tr><w:tc><w:tcPr><w:gridSpan w:val="1000000000"/>'
+             b'</w:tcPr><w:p><w:r><w:t>wide cell</w:t></w:r></w:p></w:tc></w:tr>' + rows + b'</w:tbl>')
+    members["word/document.xml"] = xml.replace(b"<w:sectPr", table + b"<w:sectPr", 1)
+    doc = check_read(write(tmp_path, "tables.docx", rezip(members)))
+    assert "wide cell" in doc.text and "Проектът" in doc.text
+
+
+def test_docx_entities_are_not_expanded(tmp_path, samples):
+    members = unzip(samples["docx"])
+    laughs = b'<!DOCTYPE d [<!ENTITY a "' + b"ha" * 5000 + b'">' + b"".join(
+        b'<!ENTITY %s "%s">' % (bytes([98 + i]), bytes([97 + i]).join([b"&", b";"]) * 10) for i in range(8)) + b"]>"
+    xml = members["word/document.xml"]
+    members["word/document.xml"] = xml.replace(b"?>", b"?>" + laughs, 1).replace(b"Budget", b"&i;")
+    tracemalloc.start()
+    try:
+        result = check_read(write(tmp_path, "laughs.docx", rezip(members)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * MB
+    assert isinstance(result, ReadError) or len(result.text) < 100_000
+
+
+def test_docx_lying_sizes_cannot_sneak_a_bomb_past_the_check(tmp_path, samples):
+    """The ZIP directory says document.xml is 1 KB; it inflates to 20 MB. zipfile stops at the declared size."""
+    members = unzip(samples["docx"])
+    members["word/document.xml"] += b" " * (20 * MB)
+    data = bytearray(rezip(members))
+    name = b"word/document.xml"
+    for sig, size_at in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):  # central directory, local header
+        for m in re.finditer(re.escape(sig), data):
+            name_at = m.start() + (46 if sig == b"PK\x01\x02" else 30)
+            if data[name_at:name_at + len(name)] == name:
+                data[m.start() + size_at:m.start() + size_at + 4] = (1024).to_bytes(4, "little")
+    tracemalloc.start()
+    try:
+        err = check_read(write(tmp_path, "liar.docx", bytes(data)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(err, CorruptFile) and peak < 100 * MB, (err, peak)
+
+
+def test_a_directory_named_like_a_document(tmp_path):
+    (tmp_path / "folder.pdf").mkdir()
+    err = check_read(tmp_path / "folder.pdf")
+    assert type(err) is ReadError and "cannot read" in str(err)  # was an uncaught IsADirectoryError
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def test_a_10000_page_pdf_is_refused_quickly_with_the_limit_named(tmp_path):
+    path = write(tmp_path, "huge.pdf", pages_pdf(10_000))
+    started = time.perf_counter()
+    err = check_read(path)
+    seconds = time.perf_counter() - started
+    assert isinstance(err, TooLarge), err
+    assert "huge.pdf" in str(err) and "10000 pages" in str(err) and "3000 page limit" in str(err)
+    assert "SOFIA_QA_MAX_PDF_PAGES" in str(err)
+    assert seconds < 15, seconds  # the declared count is checked before pypdf builds the page list (1.4 s vs 9.6 s)
+
+
+def test_the_page_limit_can_be_raised(tmp_path):
+    assert Settings.from_env({"SOFIA_QA_MAX_PDF_PAGES": "20000"}).max_pdf_pages == 20000
+    path = write(tmp_path, "forty.pdf", pages_pdf(40))
+    err = check_read(path, max_pages=30)
+    assert isinstance(err, TooLarge) and "40 pages" in str(err) and "30 page limit" in str(err)
+    assert read_document(path, max_pages=40).pages == 40
+
+
+def test_a_page_count_that_lies_does_not_pass_the_limit(tmp_path):
+    err = check_read(write(tmp_path, "liar.pdf", pages_pdf(40, count=1)), max_pages=30)
+    assert isinstance(err, TooLarge) and "40 pages" in str(err)
+
+
+@pytest.mark.parametrize("ext", sorted(SUPPORTED))
+def test_size_limit_for_every_type(tmp_path, ext):
+    path = tmp_path / ("big" + ext)
+    with open(path, "wb") as fh:
+        fh.truncate(int(Settings().max_file_mb * MB) + 1)  # sparse: nothing is written or read
+    err = check_read(path)
+    assert isinstance(err, TooLarge) and "50 MB limit" in str(err) and "SOFIA_QA_MAX_FILE_MB" in str(err)
+
+
+def test_html_exactly_at_the_size_limit_is_read(tmp_path):
+    limit = int(0.25 * MB)
+    paragraph = "<p>Sofia cluster membership and the RIS3 priorities.</p>\n"
+    html = (paragraph * (limit // len(paragraph) + 1))[:limit - len("<p>end</p>")] + "<p>end</p>"
+    assert len(html.encode()) == limit
+    doc = check_read(write(tmp_path, "edge.html", html.encode()), max_mb=0.25)
+    assert not isinstance(doc, ReadError) and doc.text.endswith("end")
+    err = check_read(write(tmp_path, "edge.html", (html + " ").encode()), max_mb=0.25)
+    assert isinstance(err, TooLarge)
+
+
+def test_pdf_decompression_bomb(tmp_path):
+    """1 GiB of zeros in a 1 MB FlateDecode stream, drawn by 50 pages: pypdf stops inflating at its 75 MB
+    limit, and the reader refuses the file at the first page instead of inflating it again for every page."""
+    bomb = zeros_deflated(1)
+    assert len(bomb) < 2 * MB and zlib.decompressobj().decompress(bomb, 4 * MB) == b"\0" * (4 * MB)
+    path = write(tmp_path, "bomb.pdf", pages_pdf(50, bomb, flate=True))
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        err = check_read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    seconds = time.perf_counter() - started
+    assert isinstance(err, TooLarge) and "bomb.pdf" in str(err) and "decompression bomb" in str(err), err
+    assert peak < 400 * MB, f"peak {peak / MB:.0f} MB"
+    assert seconds < 20, seconds  # was about 1.2 s per page: 58 s for 50 pages, an hour for 3000
+
+
+# --------------------------------------------------------------------------- script stays text
+
+
+def test_html_scripts_styles_and_handlers_are_dropped(tmp_path):
+    html = ("<html><head><title>T</title><script>alert('head')</script><style>p{}</style></head><body>"
+            "<p>Visible text about clusters.</p><script type='module'>alert('body')</script>"
+            "<noscript>no script text</noscript><template><p>template text</p></template>"
+            "<img src=x onerror=\"alert('img')\"><a href='javascript:alert(1)'>label</a>"
+            "<style>.x{color:red}</style><p onclick=\"alert('click')\">More text.</p></body></html>")
+    doc = read_document(write(tmp_path, "page.html", html.encode()))
+    assert "Visible text about clusters." in doc.text and "More text." in doc.text and "label" in doc.text
+    for gone in ("alert", "color:red", "no script text", "template text", "javascript", "onerror", "<"):
+        assert gone not in doc.text, gone
+    assert all(not s.links for s in doc.sections)  # a javascript: href is not a link
+
+
+def test_markdown_script_is_kept_as_inert_text(tmp_path):
+    """The reader neither runs nor drops it; the app escapes it when shown (test_app.py covers that)."""
+    md = "# Page\n\nBefore <script>alert(1)</script> after <img src=x onerror=alert(2)>.\n"
+    doc = read_document(write(tmp_path, "page.md", md.encode()))
+    assert "<script>alert(1)</script>" in doc.text and "<img src=x onerror=alert(2)>" in doc.text
+
+
+def test_html_link_with_brackets_in_its_url_stays_one_link(tmp_path):
+    html = '<p>See <a href="https://en.wikipedia.org/wiki/Sofia_(city)">Sofia [city]</a> today.</p>'
+    doc = read_document(write(tmp_path, "wiki.html", html.encode()))
+    assert doc.text == "See Sofia (city) today."
+    assert doc.sections[0].links == ((4, "https://en.wikipedia.org/wiki/Sofia_%28city%29"),)
