@@ -35,6 +35,21 @@ REWRITE = (
 
 NOT_FOUND = "NOT_FOUND"
 
+# The answer-first model sometimes declines in its own words ("... is not covered by these documents").
+# Such a draft is a refusal, not an answer to check: measured on the dev split, it was always given for
+# questions the passages could not answer.
+_DECLINES = re.compile(
+    r"\b(is|are|was|were) not (covered|mentioned|stated|given|specified|provided|listed|found)\b"
+    r"|\b(do|does|did) not (mention|state|say|contain|specify|provide|cover|include)\b"
+    r"|\bno (information|mention|data)\b|\bnot (available )?in the (passages|documents)\b"
+    r"|(не (се )?(споменава|посочва|съдържа)|няма (информация|данни))",
+    re.IGNORECASE)
+
+
+def declines(draft: str) -> bool:
+    """Does the draft say the passages lack the answer (rather than answer)?"""
+    return bool(_DECLINES.search(draft or ""))
+
 REFUSAL = {
     "en": "The documents do not answer this question. The closest passages are shown below.",
     "bg": "Документите не отговарят на този въпрос. Най-близките откъси са показани по-долу.",
