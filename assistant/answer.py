@@ -7,6 +7,7 @@ returns only the ``Answer``.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Iterator, Sequence
@@ -91,9 +92,9 @@ class Assistant:
             return
 
         lang_name = prompts.LANGUAGE_NAMES.get(language, "English")
+        pieces: list[str] = []
         try:
             t = time.perf_counter()
-            pieces: list[str] = []
             first = None
             streamed = False
             for piece in self.llm.stream(prompts.messages(passages, standalone, prompts.ANSWER.format(language=lang_name)),
@@ -118,9 +119,9 @@ class Assistant:
             p_nf = self.llm.next_token_probs(
                 prompts.messages(passages, standalone, prompts.STRICT), [prompts.NOT_FOUND])[prompts.NOT_FOUND]
             timings["gate"] = time.perf_counter() - t
-        except ModelError as exc:
+        except ModelError as exc:  # the model is missing, unreachable, too slow, or died mid-answer
             timings["total"] = time.perf_counter() - t0
-            yield self._degraded(base, timings, notice, str(exc))
+            yield self._degraded(base, timings, notice, str(exc), draft="".join(pieces).strip())
             return
 
         signals = {"p_not_found": p_nf, "min_logprob": min(logprobs) if logprobs else 0.0,
@@ -129,7 +130,7 @@ class Assistant:
                    "answer_tokens": float(len(logprobs))}
         signals["gate"] = self.gate.score(signals)
         signals["threshold"] = self.gate.threshold
-        said_not_found = prompts.NOT_FOUND in draft[: len(prompts.NOT_FOUND) + 8] or not draft
+        said_not_found = prompts.NOT_FOUND in draft[: len(prompts.NOT_FOUND) + 8] or not draft or prompts.declines(draft)
         t = time.perf_counter()
         text, citations, checks = "", [], []
         if not said_not_found and self.gate.answers(signals):
@@ -148,12 +149,20 @@ class Assistant:
     def _embed_sentences(self, sentences: list[str]):
         return self.embedder.embed_passages(sentences)
 
-    def _degraded(self, base: dict, timings: dict, notice: str, why: str) -> Answer:
+    def _degraded(self, base: dict, timings: dict, notice: str, why: str, draft: str = "") -> Answer:
+        """The retrieved passages as citations, with a notice saying why there is no written answer.
+        Any text already streamed before the model failed is kept in ``draft`` only: it was never checked."""
         passages: list[Passage] = base["passages"]
         cites = [Citation(n=p.n, doc=p.doc_id, title=p.chunk.title, page=p.chunk.pages, section=p.chunk.section,
-                          quote=p.text[:400], source_url=(p.chunk.source_urls or ("",))[0], score=round(p.score, 4))
+                          quote=p.text[:400], source_url=(p.chunk.source_urls or ("",))[0], score=round(p.score, 4),
+                          passage_n=p.n)
                  for p in passages]
-        text = prompts.DEGRADED[base["language"]].format(why=why.split(":")[0][:120])
-        return Answer(text=text, citations=cites, refused=False, timings=timings,
-                      notice=(notice + " Degraded mode: the model is unreachable; showing retrieved passages only.").strip(),
+        # the reason up to its details, e.g. "model server at http://h:8080 is unreachable after 3 attempts"
+        # (split on ": ", " (" or ". ", so the colons of a URL are kept)
+        reason = re.split(r": | \(|\. ", why, maxsplit=1)[0].strip().rstrip(".")[:160] or "unknown error"
+        text = prompts.DEGRADED[base["language"]].format(why=reason)
+        cut = " The partial answer already shown was not checked and is withdrawn." if draft else ""
+        return Answer(text=text, citations=cites, refused=False, timings=timings, draft=draft,
+                      notice=(notice + f" Degraded mode: the language model failed ({reason});{cut} "
+                                       f"showing the retrieved passages only.").strip(),
                       **base)
