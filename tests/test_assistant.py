@@ -132,3 +132,16 @@ def test_instruction_sentences_are_neutralised():
     out = neutralise_instructions(text)
     assert "PWNED" not in out and REDACTED in out and "two years" in out and "Renewal adds three." in out
     assert neutralise_instructions("The General Assembly sets the fee.") == "The General Assembly sets the fee."
+
+
+@pytest.mark.parametrize("draft, declined", [
+    ("The budget of XD Media Hub is not covered by these documents. [1]", True),
+    ("The passages do not mention a steering committee.", True),
+    ("Документите не съдържат информация за бюджета.", True),
+    ("The Sofia Public-Private Fund for Innovations started operating in 2013. [1]", False),
+    ("A first Bronze label is valid for two years [1].", False),
+])
+def test_a_draft_that_declines_in_words_is_recognised(draft, declined):
+    from assistant.prompts import declines
+
+    assert declines(draft) is declined
