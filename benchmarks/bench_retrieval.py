@@ -3,7 +3,8 @@
     python benchmarks/bench_retrieval.py [--chunks 5000] [--questions N] [--out reports/retrieval-bench.json]
 
 Index A holds the corpus (its real e5 chunks and vectors). Index B holds the same corpus chunks plus filler
-chunks up to ``--chunks``: real text from the SEC 10-Q PDFs in ../shared/benchmarks/sec-10-q/docs (so BM25
+chunks up to ``--chunks`` (the 18 readable filings give about 3,800 chunks at the default chunk size, so B stops
+near 4,000 unless the chunk size is smaller): real text from the SEC 10-Q PDFs in ../shared/benchmarks/sec-10-q/docs (so BM25
 works on real prose and tables), each with a random unit vector instead of an e5 embedding. Embedding 5,000
 chunks would take about 20 minutes on 2 cores; the cost of an HNSW search and a BM25 lookup depends on how
 many vectors and tokens there are, not on what they mean. Random vectors are, if anything, harder for HNSW.
@@ -153,7 +154,7 @@ def main() -> int:
         print(f"{name:<8}{row['p50_ms']:>9}{row['p95_ms']:>9}{row['max_ms']:>9}{row['hit_at_5_doc']:>13}")
     ratio = result["B"]["p95_ms"] / result["A"]["p95_ms"]
     result["p95_ratio_B_over_A"] = round(ratio, 2)
-    print(f"p95 ratio B/A: {ratio:.2f}; target p95 <= 50 ms on {args.chunks} chunks: "
+    print(f"p95 ratio B/A: {ratio:.2f}; target p95 <= 50 ms on {counts['B']} chunks: "
           f"{'met' if result['B']['p95_ms'] <= 50 else 'NOT met'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
