@@ -22,7 +22,6 @@ import statistics
 import sys
 import tempfile
 import time
-from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from assistant.retrieve import Retriever  # noqa: E402
 from evals.datasets import load_dataset  # noqa: E402
+from evals.metrics import Ref, hit_at_k, percentile  # noqa: E402
 from evals.runner import DEFAULT_DATASET  # noqa: E402
 from ingestion.chunking import chunk_document  # noqa: E402
 from ingestion.config import Settings  # noqa: E402
@@ -41,10 +41,6 @@ from ingestion.readers import ReadError, read_document  # noqa: E402
 from ingestion.store import Store, connect  # noqa: E402
 
 SEC_DOCS = ROOT.parent / "shared" / "benchmarks" / "sec-10-q" / "docs"
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values), q)) if values else float("nan")
 
 
 def corpus_index(tmp: Path, embedder, settings: Settings) -> Store:
@@ -94,11 +90,6 @@ def add_filler(store: Store, target: int, embedder, budget: int, seed: int = 0) 
     return added
 
 
-def gold_hit(passages, q, k: int = 5) -> bool:
-    docs = [p.doc_id for p in passages[:k]]
-    return any(fnmatch(d, g.doc) for g in q.gold_sources for d in docs)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chunks", type=int, default=5000)
@@ -135,7 +126,7 @@ def main() -> int:
                 if i >= args.warmup:
                     times[name].append(dt * 1000)
                     if q.answerable and q.gold_sources:
-                        hits[name].append(gold_hit(passages, q))
+                        hits[name].append(hit_at_k([Ref.of(p) for p in passages], 5, q.gold_sources))
             t = time.perf_counter()
             embedder.embed_query(q.question)
             if i >= args.warmup:

@@ -172,6 +172,16 @@ def scratch(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")
 
 
+def check_read_with_peak(path: Path, **limits):
+    """``check_read`` and the peak Python memory (bytes) it needed."""
+    tracemalloc.start()
+    try:
+        result = check_read(path, **limits)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_samples_are_valid(samples, scratch):
     assert read_document(write(scratch, "ok.pdf", samples["pdf"])).pages == 2
     assert read_document(write(scratch, "ok-raw.pdf", samples["raw_pdf"])).pages == 2
@@ -410,12 +420,7 @@ def test_docx_entities_are_not_expanded(tmp_path, samples):
         b'<!ENTITY %s "%s">' % (bytes([98 + i]), bytes([97 + i]).join([b"&", b";"]) * 10) for i in range(8)) + b"]>"
     xml = members["word/document.xml"]
     members["word/document.xml"] = xml.replace(b"?>", b"?>" + laughs, 1).replace(b"Budget", b"&i;")
-    tracemalloc.start()
-    try:
-        result = check_read(write(tmp_path, "laughs.docx", rezip(members)))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    result, peak = check_read_with_peak(write(tmp_path, "laughs.docx", rezip(members)))
     assert peak < 200 * MB
     assert isinstance(result, ReadError) or len(result.text) < 100_000
 
@@ -431,12 +436,7 @@ def test_docx_lying_sizes_cannot_sneak_a_bomb_past_the_check(tmp_path, samples):
             name_at = m.start() + (46 if sig == b"PK\x01\x02" else 30)
             if data[name_at:name_at + len(name)] == name:
                 data[m.start() + size_at:m.start() + size_at + 4] = (1024).to_bytes(4, "little")
-    tracemalloc.start()
-    try:
-        err = check_read(write(tmp_path, "liar.docx", bytes(data)))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    err, peak = check_read_with_peak(write(tmp_path, "liar.docx", bytes(data)))
     assert isinstance(err, CorruptFile) and peak < 100 * MB, (err, peak)
 
 
@@ -499,13 +499,8 @@ def test_pdf_decompression_bomb(tmp_path):
     bomb = zeros_deflated(1)
     assert len(bomb) < 2 * MB and zlib.decompressobj().decompress(bomb, 4 * MB) == b"\0" * (4 * MB)
     path = write(tmp_path, "bomb.pdf", pages_pdf(50, bomb, flate=True))
-    tracemalloc.start()
     started = time.perf_counter()
-    try:
-        err = check_read(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    err, peak = check_read_with_peak(path)
     seconds = time.perf_counter() - started
     assert isinstance(err, TooLarge) and "bomb.pdf" in str(err) and "decompression bomb" in str(err), err
     assert peak < 400 * MB, f"peak {peak / MB:.0f} MB"
