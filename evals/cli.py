@@ -25,6 +25,10 @@ def register(subparsers, common) -> None:
     p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="the fast subset defined in evals/thresholds.toml")
     p.add_argument("--check", action="store_true", help="exit 1 when a metric is below evals/thresholds.toml")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the questions already scored in --out by the same code and settings")
+    p.add_argument("--budget-minutes", type=float,
+                   help="stop asking new questions after this long; the report says how many are left")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
     common(p)
@@ -50,7 +54,8 @@ def cmd_eval(args) -> int:
     result = run_eval(args.dataset, corpus_dir=args.corpus, out_dir=args.out, limit=limit,
                       retrieval_only=retrieval_only, split=split or "test",
                       systems=[s.strip() for s in args.systems.split(",") if s.strip()],
-                      settings=settings, progress=args.progress or sys.stderr.isatty())
+                      settings=settings, progress=args.progress or sys.stderr.isatty(), resume=args.resume,
+                      budget_seconds=None if args.budget_minutes is None else args.budget_minutes * 60)
     failures = gate_failures(result, thresholds.get("gate", {})) if args.check else []
     if args.json:
         print(json.dumps({"meta": result["meta"], "summary": result["summary"], "gate_failures": failures},
@@ -59,6 +64,9 @@ def cmd_eval(args) -> int:
         ours = result["summary"]["retrieval"].get(result["meta"]["ours"], {})
         print(f"{result['meta']['questions']} questions ({result['meta']['dataset']}, split {result['meta']['split']}); "
               f"hybrid doc hit@5 {ours.get('doc_hit@5')}; reports: {', '.join(result['meta']['files'])}")
+        if result["meta"].get("partial"):
+            part = result["meta"]["partial"]
+            print(f"  partial: {part['scored']} of {part['of']} questions scored; run again with --resume to go on")
         for f in failures:
             print(f"  below threshold: {f}")
     return 1 if failures else 0

@@ -35,7 +35,9 @@ def fmt(v, digits: int = 3) -> str:
 
 
 def _title(meta: dict) -> str:
-    return f"sofia-qa evaluation: {meta['dataset']} (split {meta['split']}, {meta['questions']} questions)"
+    part = meta.get("partial")
+    count = f"{part['scored']} of {meta['questions']} questions: PARTIAL" if part else f"{meta['questions']} questions"
+    return f"sofia-qa evaluation: {meta['dataset']} (split {meta['split']}, {count})"
 
 
 def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -68,7 +70,10 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def _meta_lines(meta: dict) -> list[str]:
-    return [f"dataset: {meta['dataset']}", f"split: {meta['split']}", f"questions: {meta['questions']}",
+    part = meta.get("partial")
+    return [f"dataset: {meta['dataset']}", f"split: {meta['split']}", f"questions: {meta['questions']}"
+            + (f" (partial: {part['scored']} scored; `--resume` goes on)" if part else "")
+            + (f" ({meta['reused']} reused from an earlier run of the same code)" if meta.get("reused") else ""),
             f"mode: {'retrieval only' if meta['retrieval_only'] else 'retrieval + full assistant'}",
             f"systems: {', '.join(meta['systems'])} (ours: {meta['ours']}), k = {meta['k']}",
             f"embedding model: {meta['embed_model']}; index: {meta['index']} / {meta['collection']}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import platform
 import resource
 import sys
@@ -25,6 +26,8 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_DATASET = HERE / "datasets" / "sofia_gold.jsonl"
 THRESHOLDS = HERE / "thresholds.toml"
 KS = (1, 3, 5)
+RECORDS = "records.jsonl"  # per-question results inside the report folder, for --resume
+CODE_DIRS = ("assistant", "ingestion", "evals")
 CORRECT_KFR = 0.5  # an answer is "correct" when at least half its key facts are present ...
 CORRECT_F1 = 0.3  # ... or, for questions without key facts, token F1 with the reference reaches this
 SWEEP = tuple(i / 20 for i in range(21))
@@ -46,11 +49,20 @@ def pick(questions: list[GoldQuestion], limit: int | None) -> list[GoldQuestion]
 
 def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None = None,
              retrieval_only: bool = False, split: str | None = None, systems=SYSTEMS, *, settings=None,
-             k: int = max(KS), progress: bool = True, write: bool = True, log=None, assistant=None) -> dict:
+             k: int = max(KS), progress: bool = True, write: bool = True, log=None, assistant=None,
+             resume: bool = False, budget_seconds: float | None = None) -> dict:
     """Evaluate; returns the report dict (and writes report.json/.md/.html into ``out_dir``).
 
     ``assistant``: an already loaded ``Assistant`` to reuse (e.g. the app's, so the model is not loaded
-    twice); it must read the same index, so it is ignored when ``corpus_dir`` is given."""
+    twice); it must read the same index, so it is ignored when ``corpus_dir`` is given.
+
+    A full answer run takes about a minute per question on a 2-core laptop, so it can be done in parts:
+    every question's record is appended to ``out_dir/records.jsonl`` as soon as it is scored, with a
+    fingerprint of the code, model settings, index and dataset. ``resume`` reuses the records whose
+    fingerprint matches (any change to the code or settings starts afresh). ``budget_seconds`` stops asking
+    new questions once that much time has passed; the report then covers the questions done so far and says
+    how many are missing (``meta.partial``). Questions are asked in a fixed mixed order, so any part is a
+    spread of personas, languages and unanswerable questions."""
     from tqdm import tqdm
 
     from ingestion.config import Settings
@@ -101,8 +113,21 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
         assistant = Assistant(settings, store=store, embedder=embedder)
     pages = chunk_pages(store)
 
-    records = []
-    for q in tqdm(questions, desc="eval", unit="q", disable=not progress, file=sys.stderr):
+    fingerprint = run_fingerprint(settings, store.count(), questions, retrieval_only, list(built), k)
+    records_path = out_dir / RECORDS
+    done = load_records(records_path, fingerprint) if resume else {}
+    if write and not resume:
+        records_path.unlink(missing_ok=True)
+    by_id: dict[str, dict] = {q.id: done[q.id] for q in questions if q.id in done}
+    if by_id:
+        log(f"resume: {len(by_id)} of {len(questions)} questions already scored with this code and settings")
+    todo = sorted((q for q in questions if q.id not in by_id), key=lambda q: hashlib.sha1(q.id.encode()).hexdigest())
+    stopped = 0
+    for i, q in enumerate(tqdm(todo, desc="eval", unit="q", disable=not progress, file=sys.stderr)):
+        if budget_seconds is not None and time.perf_counter() - t_start > budget_seconds:
+            stopped = len(todo) - i
+            log(f"time budget of {budget_seconds:.0f} s used: {stopped} questions left for a later --resume run")
+            break
         rec = _question_record(q)
         for name, system in built.items():
             t = time.perf_counter()
@@ -115,7 +140,15 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
         if assistant is not None:
             rec["answer"] = score_answer(q, assistant.ask(q.question), pages)
         rec["checks"] = checks(rec)
-        records.append(rec)
+        by_id[q.id] = rec
+        if write:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with records_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"fingerprint": fingerprint, "id": q.id, "record": rec}, ensure_ascii=False,
+                                    default=str) + "\n")
+    records = [by_id[q.id] for q in questions if q.id in by_id]
+    if not records:
+        raise ValueError(f"no question was scored within the time budget of {budget_seconds} s")
 
     result = {
         "meta": {
@@ -127,6 +160,8 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
             "ingest": ingest_summary, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "setup_seconds": setup_seconds, "python": platform.python_version(),
             "notes": {"llamaindex-default": "fixed top-2, so its @3 and @5 numbers see only two passages"},
+            "fingerprint": fingerprint, "reused": len(done.keys() & {q.id for q in questions}),
+            "partial": {"scored": len(records), "of": len(questions)} if stopped else None,
         },
         "summary": summarize(records, retrieval_only),
         "questions": records,
@@ -138,6 +173,38 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
 
         result["meta"]["files"] = [str(p) for p in write_reports(result, out_dir)]
     return result
+
+
+# --------------------------------------------------------------------------- resumable runs
+
+def run_fingerprint(settings, chunks: int, questions: list[GoldQuestion], retrieval_only: bool,
+                    systems: list[str], k: int) -> str:
+    """What a question's record depends on: the code, the gate, the settings, the index size, the questions."""
+    h = hashlib.sha1()
+    root = HERE.parent
+    for d in CODE_DIRS:
+        for f in sorted((root / d).glob("*.py")) + sorted((root / d).glob("*.json")):
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    s = {k_: v for k_, v in settings.describe().items() if k_ not in ("host", "port", "upload_dir", "report_dir")}
+    h.update(json.dumps([s, chunks, retrieval_only, systems, k], sort_keys=True, default=str).encode())
+    for q in questions:
+        h.update(json.dumps(dataclasses.asdict(q), sort_keys=True, default=str, ensure_ascii=False).encode())
+    return h.hexdigest()[:16]
+
+
+def load_records(path: Path, fingerprint: str) -> dict[str, dict]:
+    """Records of an earlier run with the same fingerprint, by question id (a torn last line is skipped)."""
+    out: dict[str, dict] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("fingerprint") == fingerprint and "record" in row:
+            out[row["id"]] = row["record"]
+    return out
 
 
 # --------------------------------------------------------------------------- per question

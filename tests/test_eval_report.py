@@ -94,6 +94,43 @@ def test_retrieval_only_run_writes_three_reports(tmp_path, embedder):
     assert "http" not in re.sub(r"data:image/png;base64,[^']+", "", html)  # self-contained: no external links
 
 
+def test_a_run_can_be_done_in_parts_and_resumed(tmp_path, embedder):
+    """An answer run takes about a minute a question here, so evaluators run it in parts: scored questions are
+    kept per question, reused only by the same code and settings, and a stopped run says what is missing."""
+    import dataclasses
+
+    from ingestion.config import Settings
+    from evals.runner import RECORDS, run_eval
+
+    corpus = write_corpus(tmp_path / "corpus")
+    gold = write_gold(tmp_path / "gold.jsonl")
+    settings = Settings.from_env(embed_model=embedder.name, threads=2)
+    out = tmp_path / "report"
+    kw = dict(corpus_dir=corpus, out_dir=out, retrieval_only=True, split="test", progress=False)
+    first = run_eval(gold, settings=settings, **kw)
+    lines = (out / RECORDS).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 4 and first["meta"]["partial"] is None and first["meta"]["reused"] == 0
+
+    again = run_eval(gold, settings=settings, resume=True, budget_seconds=0, **kw)  # nothing left to ask
+    assert again["meta"]["reused"] == 4 and again["meta"]["partial"] is None
+    assert [q["retrieval"]["hybrid"]["scores"] for q in again["questions"]] == \
+        [q["retrieval"]["hybrid"]["scores"] for q in first["questions"]]
+
+    # an interrupted run: one record missing, a torn last line; no time left to ask it again
+    (out / RECORDS).write_text("\n".join(lines[:3]) + "\n" + lines[3][:40], encoding="utf-8")
+    part = run_eval(gold, settings=settings, resume=True, budget_seconds=0, **kw)
+    assert part["meta"]["reused"] == 3 and part["meta"]["partial"] == {"scored": 3, "of": 4}
+    assert len(part["questions"]) == 3
+    assert "PARTIAL" in (out / "report.md").read_text(encoding="utf-8")
+
+    # other settings: nothing may be reused
+    other = dataclasses.replace(settings, top_k=settings.top_k + 1)
+    with pytest.raises(ValueError, match="no question was scored"):
+        run_eval(gold, settings=other, resume=True, budget_seconds=0, **kw)
+    full = run_eval(gold, settings=other, resume=True, **kw)
+    assert full["meta"]["reused"] == 0 and len(full["questions"]) == 4
+
+
 # --------------------------------------------------------------------------- answers without a model
 
 def _answer(text, cited, refused=False, gate=0.8):
