@@ -25,7 +25,7 @@ from assistant.prompts import declines
 
 from .datasets import load_dataset
 from .metrics import key_fact_recall
-from .runner import DEFAULT_DATASET
+from .runner import CORRECT_KFR, DEFAULT_DATASET
 
 
 def collect(dataset: Path, limit: int | None, cache: Path) -> list[dict]:
@@ -46,13 +46,25 @@ def collect(dataset: Path, limit: int | None, cache: Path) -> list[dict]:
             a = bot.ask(q.question)
             draft_ok = bool(q.answerable and q.key_facts and not a.refused
                             and (key_fact_recall(a.draft, q.key_facts) or 0) >= 0.999)
-            row = {"id": q.id, "answerable": q.answerable, "lang": q.lang, "draft": a.draft,
-                   "final_ok": bool(q.answerable and not a.refused and (key_fact_recall(a.text, q.key_facts) or 0) >= 0.999),
+            row = {"id": q.id, "answerable": q.answerable, "lang": q.lang, "draft": a.draft, "text": a.text,
+                   "refused": a.refused,
                    "draft_ok": draft_ok, "signals": a.signals, "seconds": a.timings.get("total", 0.0)}
             rows[q.id] = row
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             out.flush()
-    return [rows[q.id] for q in questions if q.id in rows]
+    by_id = {q.id: q for q in questions}
+    picked = [rows[q.id] for q in questions if q.id in rows]
+    for r in picked:  # the label: the report's own definition of a correct answer
+        r["final_ok"] = final_ok(r, by_id[r["id"]].key_facts)
+    return picked
+
+
+def final_ok(row: dict, key_facts) -> bool:
+    """Would the evaluation report count this answer correct? (at least ``CORRECT_KFR`` of its key facts).
+    Rows cached before the final text was kept are judged on the draft."""
+    if not row["answerable"] or row.get("refused") or not key_facts:
+        return False
+    return (key_fact_recall(row.get("text") or row["draft"], key_facts) or 0) >= CORRECT_KFR
 
 
 def outcome(scores, rows, threshold) -> dict:
