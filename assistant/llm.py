@@ -252,7 +252,7 @@ class LlamaCppLLM:
     """A GGUF model run in-process by llama-cpp-python; one generation at a time (CPU-bound)."""
 
     def __init__(self, model_path: str | os.PathLike[str], n_ctx: int = 4096, n_threads: int | None = None,
-                 seed: int = 0, n_batch: int = 512) -> None:
+                 seed: int = 0, n_batch: int = 512, flash_attn: bool = False) -> None:
         path = Path(model_path).expanduser()
         if not path.is_file():
             raise ModelError(f"model file {path} does not exist: pass an existing GGUF file, or leave the model "
@@ -270,7 +270,8 @@ class LlamaCppLLM:
         t0 = time.perf_counter()
         try:
             self._llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
-                                        n_threads_batch=threads, n_batch=n_batch, seed=seed, verbose=False)
+                                        n_threads_batch=threads, n_batch=n_batch, seed=seed,
+                                        flash_attn=flash_attn, verbose=False)
         except Exception as e:  # llama.cpp reports a bad file as ValueError / RuntimeError
             raise ModelError(f"could not load {path} ({e}): check it is a complete GGUF file; delete it and rerun "
                              f"if it is the bundled model") from e

@@ -1,0 +1,142 @@
+"""Model speed on this machine: bare llama.cpp against our wrapper, and the settings that matter, side by side.
+
+    python benchmarks/bench_llm.py [--repeats 2] [--gen 48] [--out reports/llm-bench.json]
+
+Every configuration runs in its own child process (the OpenMP wait policy is read once, when the library
+loads), on the same real prompt: the four passages our retriever gives for a gold question, in the answer
+prompt, about 850 tokens. Configurations alternate within each repeat, so machine load hits them alike.
+Printed: prompt tokens/s, generated tokens/s, time to first token, and each ratio to the first configuration.
+
+Why it exists: the answer-latency target (median <= 12 s, first token <= 4 s) assumed about 146 prompt and
+37 generated tokens/s. This benchmark shows what this machine gives, bare llama.cpp included, so the gap
+between our code and the hardware is visible apart from the gap between the hardware and the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONFIGS = [
+    {"name": "bare llama.cpp", "wrapper": False, "flash_attn": False, "omp": "ACTIVE"},
+    {"name": "bare, flash-attn", "wrapper": False, "flash_attn": True, "omp": "ACTIVE"},
+    {"name": "ours (PASSIVE wait)", "wrapper": True, "flash_attn": False, "omp": "PASSIVE"},
+    {"name": "ours, flash-attn (PASSIVE)", "wrapper": True, "flash_attn": True, "omp": "PASSIVE"},
+    {"name": "ours, flash-attn (ACTIVE)", "wrapper": True, "flash_attn": True, "omp": "ACTIVE"},
+]
+
+
+def build_prompt() -> list[dict[str, str]]:
+    sys.path.insert(0, str(ROOT))
+    from assistant import prompts
+    from assistant.retrieve import Retriever
+    from evals.datasets import load_dataset
+    from evals.runner import DEFAULT_DATASET
+    from ingestion.config import Settings
+    from ingestion.embedding import load_embedder
+    from ingestion.store import Store
+
+    s = Settings.from_env()
+    emb = load_embedder(s.embed_model, s.threads)
+    store = Store.open(s, emb.name)
+    if not store.count():
+        raise SystemExit("the index is empty: run `make ingest` first")
+    q = next(q for q in load_dataset(DEFAULT_DATASET) if q.split == "test" and q.answerable and q.lang == "en")
+    passages = Retriever(store, emb, s).retrieve(q.question)
+    return prompts.messages(passages, q.question, prompts.ANSWER.format(language="English"))
+
+
+def child(cfg: dict, messages: list[dict[str, str]], gen: int) -> dict:
+    """Runs in the child process: load, read the prompt once, generate ``gen`` tokens."""
+    sys.path.insert(0, str(ROOT))
+    import llama_cpp
+
+    from assistant.llm import LlamaCppLLM, bundled_model_path
+
+    path = bundled_model_path()
+    threads = os.cpu_count() or 2
+    if cfg["wrapper"]:
+        llm = LlamaCppLLM(path, n_threads=threads, flash_attn=cfg["flash_attn"])
+        t0 = time.perf_counter()
+        g = llm.chat(messages, max_tokens=gen)
+        total = time.perf_counter() - t0
+        n_prompt, n_gen, first = g.prompt_tokens, g.completion_tokens, g.first_token_seconds
+    else:
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_threads=threads, n_threads_batch=threads,
+                              flash_attn=cfg["flash_attn"], verbose=False)
+        first = None
+        t0 = time.perf_counter()
+        n_gen = 0
+        for chunk in llm.create_chat_completion(messages=messages, max_tokens=gen, temperature=0.0, top_k=1,
+                                                stream=True):
+            if chunk["choices"][0].get("delta", {}).get("content"):
+                n_gen += 1
+                if first is None:
+                    first = time.perf_counter() - t0
+        total = time.perf_counter() - t0
+        n_prompt = llm.n_tokens - n_gen  # tokens in the context after the call = prompt + generated
+    first = first or total
+    return {"prompt_tokens": n_prompt, "gen_tokens": n_gen, "first_token_s": first, "total_s": total,
+            "prompt_tok_s": n_prompt / first, "gen_tok_s": (n_gen - 1) / max(1e-9, total - first)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--gen", type=int, default=48, help="tokens to generate per run")
+    ap.add_argument("--out", type=Path, default=ROOT / "reports" / "llm-bench.json")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child:
+        job = json.loads(args.child)
+        print("RESULT " + json.dumps(child(job["cfg"], job["messages"], job["gen"])), flush=True)
+        return
+
+    from tqdm import tqdm
+
+    messages = build_prompt()
+    runs: dict[str, list[dict]] = {c["name"]: [] for c in CONFIGS}
+    with tqdm(total=args.repeats * len(CONFIGS), desc="model runs") as bar:
+        for _ in range(args.repeats):
+            for cfg in CONFIGS:
+                env = {**os.environ, "OMP_WAIT_POLICY": cfg["omp"]}
+                job = json.dumps({"cfg": cfg, "messages": messages, "gen": args.gen})
+                out = subprocess.run([sys.executable, __file__, "--child", job], env=env, capture_output=True,
+                                     text=True, check=True)
+                line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))
+                runs[cfg["name"]].append(json.loads(line[len("RESULT "):]))
+                bar.update()
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[name])
+
+    base = CONFIGS[0]["name"]
+    rows = []
+    print(f"\n{'configuration':30} {'prompt tok':>10} {'prompt tok/s':>12} {'gen tok/s':>10} {'first tok s':>11}"
+          f" {'prompt x':>9} {'gen x':>7}")
+    for cfg in CONFIGS:
+        n = cfg["name"]
+        row = {"name": n, **{k: med(n, k) for k in ("prompt_tokens", "prompt_tok_s", "gen_tok_s", "first_token_s",
+                                                     "total_s")},
+               "prompt_ratio": med(n, "prompt_tok_s") / med(base, "prompt_tok_s"),
+               "gen_ratio": med(n, "gen_tok_s") / med(base, "gen_tok_s")}
+        rows.append(row)
+        print(f"{n:30} {row['prompt_tokens']:10.0f} {row['prompt_tok_s']:12.1f} {row['gen_tok_s']:10.2f}"
+              f" {row['first_token_s']:11.1f} {row['prompt_ratio']:9.2f} {row['gen_ratio']:7.2f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"configs": rows, "runs": runs, "repeats": args.repeats, "gen": args.gen,
+                                    "cpus": os.cpu_count()}, indent=2))
+    print(f"\nwritten {args.out}")
+
+
+if __name__ == "__main__":
+    main()
