@@ -158,3 +158,13 @@ def test_cli_align_json_and_bad_file(tmp_path, retriever, capsys):
     args = parser.parse_args(["align", str(bad), "--db", str(retriever.db_path), "--collection", "align"])
     assert args.func(args) == 2
     assert "unsupported file type '.exe'" in capsys.readouterr().err
+
+
+def test_a_proposal_over_the_page_limit_is_refused_with_the_limit_named(tmp_path, retriever, embedder):
+    from assistant.align import align_file
+    from ingestion.readers import ReadError
+
+    pdf = make_pdf(tmp_path / "long-proposal.pdf", [f"Page {i} of a proposal about urban mobility." for i in range(5)])
+    with pytest.raises(ReadError, match="SOFIA_QA_MAX_PDF_PAGES|page"):
+        align_file(pdf, retriever, embedder, max_pages=3)
+    assert align_file(pdf, retriever, embedder, max_pages=5).overall  # at the limit: read
