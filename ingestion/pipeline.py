@@ -74,6 +74,7 @@ def ingest(paths: Iterable[Path], *, store: Store, embedder: Embedder, chunk_tok
     budget = min(chunk_tokens, embedder.max_tokens - embedder.overhead)
 
     pending: list[tuple[Candidate, list[Chunk]]] = []
+    unreadable: list[str] = []
     for cand in candidates:
         try:
             if cand.path.suffix.lower() in SUPPORTED and cand.doc_id in states:
@@ -86,10 +87,12 @@ def ingest(paths: Iterable[Path], *, store: Store, embedder: Embedder, chunk_tok
         except ReadError as exc:
             report.failed.append(FileFailure(str(cand.path), f"{exc.kind}: {exc.reason}"))
             log(f"skipped {exc}")
+            unreadable.append(cand.doc_id)
             continue
         except Exception as exc:  # a reader bug must not cost the other files
             report.failed.append(FileFailure(str(cand.path), f"unexpected {type(exc).__name__}: {exc}"))
             log(f"skipped {cand.path}: unexpected {type(exc).__name__}: {exc}")
+            unreadable.append(cand.doc_id)
             continue
         pending.append((cand, chunks))
 
@@ -99,6 +102,10 @@ def ingest(paths: Iterable[Path], *, store: Store, embedder: Embedder, chunk_tok
             store.write_document(chunks, vectors, time.time())
             (report.updated if cand.doc_id in states else report.added).append(cand.doc_id)
     report.embedded = total
+
+    for doc_id in unreadable:  # a write killed half-way cannot be redone from this file: keep its newest version
+        if doc_id in states and len(states[doc_id].hashes) > 1:
+            store.settle_document(doc_id)
 
     seen = {c.doc_id for c in candidates}
     for doc_id, st in states.items():

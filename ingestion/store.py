@@ -25,6 +25,17 @@ class ModelMismatch(StoreError):
     pass
 
 
+class StoreUnavailable(StoreError):
+    """The Chroma server does not answer (stopped, restarting, hung). The same ``Store`` works again,
+    without being reopened, as soon as the server is back on the same address and path."""
+
+
+# Seconds a Chroma server may take to answer one request. The chromadb client itself waits forever,
+# so a hung server would hang every question; local requests take milliseconds.
+SERVER_TIMEOUT = 60.0
+SERVER_CONNECT_TIMEOUT = 5.0
+
+
 @dataclass
 class DocState:
     doc_id: str
@@ -41,46 +52,131 @@ class DocState:
         return self.hashes == {doc_hash} and self.count == self.expected
 
 
-def connect(db_path, chroma_url: str | None = None):
+def _server_hint(chroma_url: str) -> str:
+    u = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
+    return f"start it with `chroma run --path DIR --port {u.port or 8000}` or unset SOFIA_QA_CHROMA_URL"
+
+
+def connect(db_path, chroma_url: str | None = None, timeout: float | None = None):
+    """An embedded ``PersistentClient`` at ``db_path``, or an ``HttpClient`` for ``chroma_url``.
+
+    A server is checked first (``/api/v2/heartbeat``, bounded by ``timeout``) so a stopped or hung
+    server is a clear ``StoreUnavailable`` instead of a traceback or a hang; the client's own HTTP
+    session, which has no timeout, gets one (chromadb shares that session between all clients of one
+    host and port in a process, so the last ``connect`` sets it for them all).
+    """
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
     if chroma_url:
+        import httpx
+
+        timeout = SERVER_TIMEOUT if timeout is None else timeout
         u = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
+        base = f"{u.scheme or 'http'}://{u.hostname or '127.0.0.1'}:{u.port or 8000}"
         try:
-            return chromadb.HttpClient(host=u.hostname or "127.0.0.1", port=u.port or 8000,
-                                       ssl=u.scheme == "https", settings=chroma_settings)
+            httpx.get(f"{base}/api/v2/heartbeat",
+                      timeout=httpx.Timeout(timeout, connect=min(timeout, SERVER_CONNECT_TIMEOUT))).raise_for_status()
+            client = chromadb.HttpClient(host=u.hostname or "127.0.0.1", port=u.port or 8000,
+                                         ssl=u.scheme == "https", settings=chroma_settings)
         except Exception as exc:
-            raise StoreError(f"Chroma server at {chroma_url} is unreachable ({exc}); start it with "
-                             f"`chroma run --path DIR --port {u.port or 8000}` or unset SOFIA_QA_CHROMA_URL") from None
+            detail = f"no answer within {timeout:g} s" if "Timeout" in type(exc).__name__ else exc
+            raise StoreUnavailable(f"the vector store (Chroma server at {chroma_url}) is unreachable "
+                                   f"({type(exc).__name__}: {detail}); {_server_hint(chroma_url)}") from None
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if isinstance(session, httpx.Client):
+            session.timeout = httpx.Timeout(timeout, connect=min(timeout, SERVER_CONNECT_TIMEOUT))
+        return client
     from pathlib import Path
 
     Path(db_path).mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(db_path), settings=chroma_settings)
 
 
+def _server_url(client) -> str | None:
+    """The base URL of an ``HttpClient`` (None for an embedded client)."""
+    api = getattr(getattr(client, "_server", None), "_api_url", None)
+    if not isinstance(api, str) or not api.startswith("http"):
+        return None
+    u = urlparse(api)
+    return f"{u.scheme}://{u.netloc}"
+
+
 class Store:
+    """One Chroma collection. Every call goes through ``_call``: a server that stops answering is a
+    ``StoreUnavailable`` naming its URL, and the next call after it is back simply works (the chromadb
+    client opens a new connection per request when the old one died). A collection deleted and
+    re-created underneath (``ingest --rebuild`` in another process, a server restarted on an empty
+    path) is looked up again by name once."""
+
     def __init__(self, client, collection: str, embed_model: str):
         self.client = client
         self.name = collection
         self.embed_model = embed_model
+        self.url = _server_url(client)
+        self._open()
+
+    def _open(self) -> None:
+        collection, embed_model = self.name, self.embed_model
         try:
-            existing = {getattr(c, "name", c) for c in client.list_collections()}
+            existing = {getattr(c, "name", c) for c in self.client.list_collections()}
             if collection in existing:  # never pass metadata here: it would overwrite the stored model name
-                self.col = client.get_collection(name=collection, embedding_function=None)
+                col = self.client.get_collection(name=collection, embedding_function=None)
             else:
-                self.col = client.create_collection(
+                col = self.client.create_collection(
                     name=collection, embedding_function=None,
                     metadata={"hnsw:space": "cosine", "embed_model": embed_model})
         except Exception as exc:
+            if self._is_transport(exc):
+                raise self._unavailable(exc) from None
             raise StoreError(f"cannot open Chroma collection {collection!r}: {exc}") from None
-        stored = (self.col.metadata or {}).get("embed_model")
+        stored = (col.metadata or {}).get("embed_model")
         if stored and stored != embed_model:
             raise ModelMismatch(
                 f"the index {collection!r} was built with embedding model {stored!r}, not {embed_model!r}; "
                 f"mixing two models in one collection would make every search wrong. Use "
                 f"SOFIA_QA_EMBED_MODEL={stored}, another --db, or `sofia-qa ingest --rebuild`.")
+        self.col = col
+
+    # ------------------------------------------------------------------ faults
+    @staticmethod
+    def _is_transport(exc: BaseException) -> bool:
+        try:
+            import httpx
+        except ImportError:  # pragma: no cover - chromadb depends on httpx
+            return False
+        return isinstance(exc, httpx.TransportError)
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        where = self.url or "the configured address"
+        detail = f"{type(exc).__name__}: {exc}"
+        session = getattr(getattr(self.client, "_server", None), "_session", None)
+        read = getattr(getattr(session, "timeout", None), "read", None)
+        if "Timeout" in type(exc).__name__ and read:
+            detail = f"{type(exc).__name__}: no answer within {read:g} s"
+        return StoreUnavailable(
+            f"the vector store (Chroma server at {where}) is unreachable ({detail}); "
+            f"{_server_hint(where) if self.url else 'check SOFIA_QA_CHROMA_URL'}. Questions work again as soon "
+            f"as the server is back; nothing needs restarting here")
+
+    def _call(self, method: str, *args, **kwargs):
+        """``self.col.<method>(...)`` with server faults turned into clear errors (see the class doc)."""
+        from chromadb.errors import NotFoundError
+
+        for attempt in (1, 2):
+            try:
+                return getattr(self.col, method)(*args, **kwargs)
+            except NotFoundError:
+                if attempt == 2:
+                    raise StoreError(f"the Chroma collection {self.name!r} disappeared while in use "
+                                     f"({self.url or 'embedded store'}); run `sofia-qa ingest`") from None
+                self._open()  # deleted and re-created underneath: look it up again by name (or create it)
+            except Exception as exc:
+                if self._is_transport(exc):
+                    raise self._unavailable(exc) from None
+                raise
+        raise AssertionError("unreachable")
 
     @classmethod
     def open(cls, settings, embed_model: str | None = None) -> "Store":
@@ -89,7 +185,7 @@ class Store:
 
     # ------------------------------------------------------------------ reads
     def count(self) -> int:
-        return self.col.count()
+        return self._call("count")
 
     def doc_states(self) -> dict[str, DocState]:
         states: dict[str, DocState] = {}
@@ -107,7 +203,7 @@ class Store:
     def _all_metadatas(self, batch: int = 2000) -> Iterable[dict]:
         offset = 0
         while True:
-            got = self.col.get(include=["metadatas"], limit=batch, offset=offset)
+            got = self._call("get", include=["metadatas"], limit=batch, offset=offset)
             metas = got.get("metadatas") or []
             yield from metas
             if len(metas) < batch:
@@ -118,16 +214,16 @@ class Store:
         out: list[Chunk] = []
         offset = 0
         while True:
-            got = self.col.get(include=["metadatas", "documents"], limit=batch, offset=offset)
+            got = self._call("get", include=["metadatas", "documents"], limit=batch, offset=offset)
             out.extend(chunk_from_record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]))
             if len(got["ids"]) < batch:
                 return out
             offset += batch
 
     def query(self, embedding: Sequence[float], k: int, where: dict | None = None) -> list[tuple[Chunk, float]]:
-        if self.col.count() == 0:
+        if self._call("count") == 0:
             return []
-        res = self.col.query(query_embeddings=[list(map(float, embedding))], n_results=k, where=where or None,
+        res = self._call("query", query_embeddings=[list(map(float, embedding))], n_results=k, where=where or None,
                              include=["metadatas", "documents", "distances"])
         return [(chunk_from_record(i, d, m), 1.0 - float(dist))
                 for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])]
@@ -141,26 +237,51 @@ class Store:
         ids = [c.chunk_id for c in chunks]
         for i in range(0, len(chunks), 500):
             part = slice(i, i + 500)
-            self.col.upsert(ids=ids[part], documents=[c.text for c in chunks[part]],
+            self._call("upsert", ids=ids[part], documents=[c.text for c in chunks[part]],
                             embeddings=[list(map(float, e)) for e in embeddings[part]],
                             metadatas=[chunk_metadata(c, now) for c in chunks[part]])
         keep = set(ids)
-        stale = [i for i in self.col.get(where={"doc_id": doc_id}, include=[])["ids"] if i not in keep]
+        stale = [i for i in self._call("get", where={"doc_id": doc_id}, include=[])["ids"] if i not in keep]
         if stale:
-            self.col.delete(ids=stale)
+            self._call("delete", ids=stale)
+
+    def settle_document(self, doc_id: str) -> int:
+        """Keep only the newest whole version of a half-replaced document; return the chunks deleted.
+
+        A write killed between its upsert and its clean-up leaves the new version's chunks next to the old
+        one's. The next ingest normally rewrites the document from its file; when the file can no longer be
+        read, this is the repair: the newest version whose chunks are all present stays, the rest goes.
+        """
+        got = self._call("get", where={"doc_id": doc_id}, include=["metadatas"])
+        groups: dict[str, list[str]] = {}
+        newest: dict[str, float] = {}
+        expected: dict[str, int] = {}
+        for cid, meta in zip(got["ids"], got["metadatas"]):
+            h = meta.get("doc_hash", "")
+            groups.setdefault(h, []).append(cid)
+            newest[h] = max(newest.get(h, 0.0), float(meta.get("indexed_at", 0.0)))
+            expected[h] = int(meta.get("doc_chunks", 0))
+        whole = [h for h, ids in groups.items() if len(ids) == expected[h]]
+        if len(groups) < 2 or not whole:
+            return 0
+        keep = max(whole, key=lambda h: newest[h])
+        stale = [cid for h, ids in groups.items() if h != keep for cid in ids]
+        self._call("delete", ids=stale)
+        return len(stale)
 
     def delete_document(self, doc_id: str) -> int:
-        ids = self.col.get(where={"doc_id": doc_id}, include=[])["ids"]
+        ids = self._call("get", where={"doc_id": doc_id}, include=[])["ids"]
         if ids:
-            self.col.delete(ids=ids)
+            self._call("delete", ids=ids)
         return len(ids)
 
     def reset(self) -> None:
         try:
             self.client.delete_collection(self.name)
-        except Exception:
-            pass
-        self.__init__(self.client, self.name, self.embed_model)
+        except Exception as exc:
+            if self._is_transport(exc):
+                raise self._unavailable(exc) from None
+        self._open()
 
 
 def chunk_metadata(c: Chunk, now: float) -> dict:
