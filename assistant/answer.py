@@ -42,7 +42,7 @@ class Assistant:
             if self._llm is None:
                 s = self.settings
                 self._llm = load_llm(model_path=s.model_path, server_url=s.llm_url, cache_dir=s.model_cache,
-                                     n_threads=s.threads, n_ctx=s.n_ctx)
+                                     n_threads=s.threads, n_ctx=s.n_ctx, timeout=s.llm_timeout)
             return self._llm
 
     # ------------------------------------------------------------------ public API
@@ -161,8 +161,8 @@ class Assistant:
         # (split on ": ", " (" or ". ", so the colons of a URL are kept)
         reason = re.split(r": | \(|\. ", why, maxsplit=1)[0].strip().rstrip(".")[:160] or "unknown error"
         text = prompts.DEGRADED[base["language"]].format(why=reason)
-        cut = " The partial answer already shown was not checked and is withdrawn." if draft else ""
+        cut = " The answer text already shown was not checked and is withdrawn." if draft else ""
         return Answer(text=text, citations=cites, refused=False, timings=timings, draft=draft,
-                      notice=(notice + f" Degraded mode: the language model failed ({reason});{cut} "
-                                       f"showing the retrieved passages only.").strip(),
+                      notice=(notice + f" Degraded mode: the language model failed ({reason}).{cut} "
+                                       f"Showing the retrieved passages only.").strip(),
                       **base)
