@@ -150,6 +150,8 @@ def cmd_ask(args) -> int:
 
 
 def cmd_chat(args) -> int:
+    from ingestion.store import StoreError
+
     assistant = _assistant(args)
     history: list[tuple[str, str]] = []
     print("sofia-qa chat: ask about the Sofia strategy, cluster labels or membership. Empty line or Ctrl-D to quit.")
@@ -162,11 +164,16 @@ def cmd_chat(args) -> int:
             return 0
         answer = None
         print("sofia-qa> ", end="", flush=True)
-        for item in assistant.ask_stream(question, history=history, filters=_filters(args), k=args.k):
-            if isinstance(item, str):
-                print(item, end="", flush=True)
-            else:
-                answer = item
+        try:
+            for item in assistant.ask_stream(question, history=history, filters=_filters(args), k=args.k):
+                if isinstance(item, str):
+                    print(item, end="", flush=True)
+                else:
+                    answer = item
+        except StoreError as exc:  # e.g. the Chroma server stopped: say so and keep the session
+            print(f"\nsofia-qa: error: {exc}\n(the question was not answered; ask again when the index is back)",
+                  file=sys.stderr, flush=True)
+            continue
         _print_answer(answer, False, streamed=True)
         history.append((question, answer.text))
 

@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 SHARED = ROOT.parent / "shared"
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from serving import ServiceError, start_service, stop_process  # noqa: E402  (shared with the benchmarks)
+CHROMA_START_SECONDS = 120  # `chroma run` was measured to need over 30 s on a busy 2-core machine
 
 
 @pytest.fixture(scope="session")
@@ -88,63 +90,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def chroma_cmd(port: int, data: Path) -> list[str]:
+    exe = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    return [exe, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(data)]
+
+
 @pytest.fixture()
 def chroma_server(tmp_path):
     """A real Chroma server (`chroma run`) on 127.0.0.1, stopped after the test."""
-    exe = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
     port = free_port()
-    data = tmp_path / "chroma-server"
     env = dict(os.environ, ANONYMIZED_TELEMETRY="False")
-    proc = subprocess.Popen([exe, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(data)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("chroma server did not start")
-    yield f"http://127.0.0.1:{port}", proc
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with http_service(chroma_cmd(port, tmp_path / "chroma-server"), f"http://127.0.0.1:{port}/api/v2/heartbeat",
+                      tmp_path / "chroma-server.log", timeout=CHROMA_START_SECONDS, env=env) as proc:
+        yield f"http://127.0.0.1:{port}", proc
 
 
 @contextmanager
 def http_service(cmd: list[str], probe_url: str, log_path: Path, *, timeout: float = 120, env: dict | None = None,
                  cwd: Path | None = None):
-    """Start a server process, wait until ``probe_url`` answers 200, yield the process, stop it."""
-    import httpx
-
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    """Start a server process, wait until ``probe_url`` answers 200, yield the process, stop it
+    (``benchmarks/serving.py``, shared with the benchmarks; a server that does not start fails the test)."""
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"{cmd[1:3]} exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(probe_url, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{cmd[1:3]} did not start in {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+        proc = start_service(cmd, probe_url, log_path, timeout=timeout, env=env, cwd=cwd)
+    except ServiceError as exc:
+        pytest.fail(str(exc))
+    try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_process(proc)
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
