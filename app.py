@@ -11,6 +11,7 @@ from ingestion import config  # noqa: F401  (offline switches and GRADIO_ANALYTI
 
 import atexit
 import base64
+import functools
 import html as htmllib
 import os
 import re
@@ -22,17 +23,23 @@ import unicodedata
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection
 
+from assistant.llm import ModelError
 from assistant.types import Answer
 from assistant.ui_render import (CSS, alignment_html, answer_html, answer_text_html, docs_html, esc,
                                  status_html)
 from ingestion.config import PROJECT_ROOT, Settings
 from ingestion.readers import SUPPORTED, ReadError, read_document
+from ingestion.store import StoreError
 from ingestion.types import DOC_TYPES
 
 ALIGN_TYPES = (".pdf", ".docx", ".txt", ".md", ".markdown", ".html", ".htm")
 KIND_LABELS = {"pdf": "PDF", "docx": "DOCX", "html": "HTML", "markdown": "Markdown", "text": "TXT"}
 STAGING = ".staging"  # hidden folder inside upload_dir: files are checked here before they replace anything
+MAX_NAME_BYTES = 150  # an uploaded file's saved name, in UTF-8 bytes (file systems allow 255)
+QUEUE_MAX_SIZE = 64  # events waiting in the queue; one more is refused with "queue is full"
 
 EXAMPLES = {
     "Prospective member": [
@@ -67,17 +74,47 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
 
 
 def safe_upload_name(raw: str) -> str:
-    """A file name safe to save in the upload folder: no folders, no '..', not hidden, supported type."""
+    """A file name safe to save in the upload folder: no folders, no '..', not hidden, no control characters,
+    not starting with '-', supported type, at most ``MAX_NAME_BYTES`` bytes (Cyrillic and CJK letters are kept)."""
     name = unicodedata.normalize("NFC", str(raw or "")).replace("\\", "/").split("/")[-1].strip()
-    name = re.sub(r"[^\w.\- ]+", "_", name)  # \w keeps Cyrillic letters
-    name = re.sub(r"\s+", "-", name)
-    name = re.sub(r"\.{2,}", ".", name).lstrip(".-_")
     stem, suffix = os.path.splitext(name)
-    if suffix.lower() not in SUPPORTED:
+    suffix = suffix.lower()
+    if suffix not in SUPPORTED:
+        if stem.lower() in SUPPORTED:  # ".md": only an extension
+            raise ValueError("the file name has no usable characters")
         raise ValueError(f"unsupported file type {suffix or '(none)'!r}; supported: {', '.join(sorted(SUPPORTED))}")
-    if not stem.strip("._-"):
+    stem = re.sub(r"[^\w.\- ]+", "_", stem)  # \w keeps Cyrillic letters; NUL, newlines, quotes... become _
+    stem = re.sub(r"\s+", "-", stem)
+    stem = re.sub(r"\.{2,}", ".", stem).strip(".-_")  # not hidden, not an option ("-rf"), no ".."
+    stem = stem[:100]
+    while len(stem.encode("utf-8")) + len(suffix) > MAX_NAME_BYTES:  # 100 CJK letters are 300 bytes
+        stem = stem[:-1]
+    stem = stem.rstrip(".-_")
+    if not stem:
         raise ValueError("the file name has no usable characters")
-    return stem[:100] + suffix.lower()
+    return stem + suffix
+
+
+def _shown_name(raw: str, limit: int = 80) -> str:
+    """A file name as it may be shown in a message: control characters visible, long names shortened."""
+    shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(raw))
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def store_problem(exc: Exception) -> str:
+    """A store failure as one plain sentence for the UI."""
+    return f"The document index is not available: {exc}"
+
+
+def store_errors_as_gr_error(handler):
+    """Library handlers: a ``StoreError`` becomes a ``gr.Error`` with a plain message, not a traceback."""
+    @functools.wraps(handler)
+    def wrapped(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except StoreError as exc:
+            raise gr.Error(store_problem(exc)) from None
+    return wrapped
 
 
 def _inside(path: str | Path, folder: Path) -> bool:
@@ -119,6 +156,11 @@ class SofiaApp:
                     text += item
                     messages[-1] = {"role": "assistant", "content": answer_text_html(text) + " ▍"}
                     yield messages, "", history
+        except StoreError as exc:  # the index is unreachable: say so plainly; the next question may work
+            messages[-1] = {"role": "assistant", "content": f'<div class="sqa-notice">{esc(store_problem(exc))} '
+                                                            f'Your question was not answered; ask it again.</div>'}
+            yield messages, "", history
+            return
         except ValueError as exc:
             messages[-1] = {"role": "assistant", "content": f'<div class="sqa-notice">{esc(exc)}</div>'}
             yield messages, "", history
@@ -149,7 +191,8 @@ class SofiaApp:
                 if src.suffix.lower() not in ALIGN_TYPES:
                     raise ReadError(src.name, f"unsupported file type {src.suffix or '(none)'!r}; "
                                               f"upload {', '.join(ALIGN_TYPES)}")
-                report = align_file(src, self.assistant.retriever, self.embedder, max_mb=self.settings.max_file_mb)
+                report = align_file(src, self.assistant.retriever, self.embedder, max_mb=self.settings.max_file_mb,
+                                    max_pages=self.settings.max_pdf_pages)
             elif (text or "").strip():
                 report = align(text, self.assistant.retriever, self.embedder, source="pasted text")
             else:
@@ -166,11 +209,13 @@ class SofiaApp:
                 alignment_html(report), gr.update(value=str(out), visible=True))
 
     # ------------------------------------------------------------------ library
+    @store_errors_as_gr_error
     def library(self):
         states = self.store.doc_states()
         choices = [(f"{st.title or d} ({d})", d) for d, st in sorted(states.items())]
         return docs_html(states), gr.update(choices=choices, value=None), gr.update(choices=choices)
 
+    @store_errors_as_gr_error
     def upload(self, files, progress=gr.Progress(track_tqdm=True)):
         from ingestion.pipeline import ingest
 
@@ -182,14 +227,23 @@ class SofiaApp:
         staging = upload_dir / STAGING
         staging.mkdir(parents=True, exist_ok=True)
         states = self.store.doc_states()
-        problems, ready = [], []
+        problems, ready, renamed = [], [], []
         progress(0, desc="Checking files")
         for f in files:
             src = Path(f if isinstance(f, (str, Path)) else f.name)
+            shown = _shown_name(src.name)
             try:
                 name = safe_upload_name(src.name)
             except ValueError as exc:
-                problems.append(f"{src.name}: {exc}")
+                problems.append(f"{shown}: {exc}")
+                continue
+            final = upload_dir / name
+            if any(p.name == name for p in ready):
+                problems.append(f"{shown}: another file in this upload is also saved as {name}; "
+                                f"only the first was indexed (rename the file and upload it again)")
+                continue
+            if not (_inside(final, upload_dir) and final.parent.resolve() == upload_dir.resolve()):
+                problems.append(f"{shown}: not a valid file name")  # cannot happen after safe_upload_name
                 continue
             size = src.stat().st_size
             if size > s.max_file_mb * 1024 * 1024:
@@ -201,16 +255,22 @@ class SofiaApp:
                                 f"rename the file")
                 continue
             staged = staging / name
-            shutil.copyfile(src, staged)
+            try:
+                shutil.copyfile(src, staged)
+            except OSError as exc:
+                problems.append(f"{name}: could not be saved ({exc.strerror or type(exc).__name__})")
+                staged.unlink(missing_ok=True)
+                continue
             try:  # read it before it may replace anything: a bad file never reaches the index
                 read_document(staged, name, max_mb=s.max_file_mb, max_pages=s.max_pdf_pages)
             except ReadError as exc:
                 problems.append(f"{name}: {exc.reason} (not indexed; the index is unchanged)")
                 staged.unlink(missing_ok=True)
                 continue
-            final = upload_dir / name
             os.replace(staged, final)
             ready.append(final)
+            if name != src.name:
+                renamed.append(f"{shown} was saved as {name}")
         lines = []
         if ready:
             progress(0.05, desc=f"Indexing {len(ready)} file(s)")
@@ -219,10 +279,13 @@ class SofiaApp:
                             batch=s.embed_batch, log=lambda msg: None)
             lines.append(f"Indexed {', '.join(p.name for p in ready)}: {report.summary()}")
             problems += [f"{Path(f.path).name}: {f.error}" for f in report.failed]
+        if renamed:
+            lines.append("Renamed to a safe file name: " + "; ".join(renamed) + ".")
         ok = not problems
         msg = "\n".join(lines + (["Not indexed:"] + [f"• {p}" for p in problems] if problems else []))
         return (status_html(msg, ok=ok), *self.library())
 
+    @store_errors_as_gr_error
     def reindex(self, progress=gr.Progress(track_tqdm=True)):
         from ingestion.pipeline import ingest
 
@@ -237,6 +300,7 @@ class SofiaApp:
             msg += "\nNot indexed:\n" + "\n".join(f"• {Path(f.path).name}: {f.error}" for f in report.failed)
         return (status_html(msg, ok=not report.failed), *self.library())
 
+    @store_errors_as_gr_error
     def remove(self, doc_id: str | None):
         if not doc_id:
             raise gr.Error("Choose a document to remove first.")
@@ -413,6 +477,96 @@ def build(settings: Settings | None = None, assistant=None) -> gr.Blocks:
     return demo
 
 
+# What a caller without a login may fetch when SOFIA_QA_AUTH is set: the login page, its static assets, the
+# login and logout routes, the login check and the startup trigger that ``launch`` itself calls (it answers
+# true or false). Everything else answers 401 (see ``LoginRequired``).
+PUBLIC_PATHS = {"/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css", "/gradio_api/theme.css",
+                "/robots.txt", "/manifest.json", "/gradio_api/login_check", "/gradio_api/login_check/",
+                "/gradio_api/startup-events"}
+PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/")
+_API_INFO = re.compile(rb"(<script>window\.gradio_api_info = ).*?(;</script>)", re.S)
+_NO_API_INFO = rb'\1{"named_endpoints":{},"unnamed_endpoints":{}}\2'
+
+
+class LoginRequired:
+    """ASGI middleware added when ``SOFIA_QA_AUTH`` is set: deny by default.
+
+    Gradio checks the login on its data routes (config, info, queue, call, upload, file=) but not on all of
+    its routes (run history, cancel, heartbeat, stream, startup events, FastAPI's /openapi.json, and whatever
+    a later Gradio version adds), and its login page embeds the full API description. Here a request without
+    a valid session cookie reaches only ``PUBLIC_PATHS``, and the login page loses its API description. If a
+    Gradio upgrade renames the session attributes, every request is refused (fail closed), never let through.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket") or self.logged_in(scope):
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path") or "/"
+        method = scope.get("method", "GET")
+        if scope["type"] == "http" and (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
+            if path == "/" and method == "GET":
+                await self.app(scope, receive, self._without_api_info(send))
+            else:
+                await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = b'{"detail":{"error":"Not authenticated"}}'
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"www-authenticate", b"Cookie")]})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+    @staticmethod
+    def logged_in(scope) -> bool:
+        app = scope.get("app")
+        try:
+            cookies = HTTPConnection(scope).cookies
+            tokens, cookie_id = app.tokens, app.cookie_id
+        except (AttributeError, KeyError, TypeError):
+            return False
+        token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+        return bool(token) and token in tokens
+
+    @staticmethod
+    def _without_api_info(send):
+        start: dict = {}
+        chunks: list[bytes] = []
+
+        async def send_filtered(message):
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = _API_INFO.sub(_NO_API_INFO, b"".join(chunks))
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        return send_filtered
+
+
+def launch_options(settings: Settings, auth: tuple[str, str] | None) -> dict:
+    """The keyword arguments of ``demo.launch`` (tests launch the same way)."""
+    return dict(server_name=settings.host, server_port=settings.port, share=False, auth=auth,
+                auth_message="Sofia – Knowledge City document assistant" if auth else None,
+                app_kwargs={"middleware": [Middleware(LoginRequired)]} if auth else None,
+                max_file_size=f"{settings.max_file_mb:g}mb", show_error=True, ssr_mode=False, pwa=False,
+                mcp_server=False, run_history=False, theme=theme(), css=THEME_CSS, footer_links=["api"],
+                enable_monitoring=False)
+
+
 def theme() -> gr.themes.Base:
     """A theme with system fonts only: the default one fetches Google Fonts, and the app runs offline."""
     system = [gr.themes.Font("system-ui"), gr.themes.Font("Segoe UI"), gr.themes.Font("DejaVu Sans"), "sans-serif"]
@@ -421,19 +575,22 @@ def theme() -> gr.themes.Base:
 
 
 def main() -> int:
-    settings = Settings.from_env()
     try:
+        settings = Settings.from_env()
         auth = parse_auth(settings.auth)
     except ValueError as exc:
         print(f"app.py: error: {exc}", file=sys.stderr)
         return 2
-    demo = build(settings)
-    demo.queue(default_concurrency_limit=1)
+    try:
+        demo = build(settings)
+        demo.sofia_app.assistant.llm  # load the model now: a bad model is a start-up error, not a chat error
+    except (StoreError, ModelError) as exc:  # one clear line instead of a traceback
+        print(f"app.py: error: {exc}", file=sys.stderr)
+        return 1
+    # one generation at a time (concurrency_id "model"); the others wait and see "queue: n/m"
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX_SIZE)
     print(f"Sofia-QA on http://{settings.host}:{settings.port}{' (login required)' if auth else ''}", flush=True)
-    demo.launch(server_name=settings.host, server_port=settings.port, share=False, auth=auth,
-                auth_message="Sofia – Knowledge City document assistant" if auth else None,
-                max_file_size=f"{settings.max_file_mb:g}mb", show_error=True, ssr_mode=False, pwa=False,
-                mcp_server=False, theme=theme(), css=THEME_CSS, footer_links=["api"], enable_monitoring=False)
+    demo.launch(**launch_options(settings, auth))
     return 0
 
 

@@ -72,7 +72,7 @@ def running_app(tmp: Path, db: Path, **env: str):
                 "SOFIA_QA_UPLOAD_DIR": str(tmp / "uploads"), "SOFIA_QA_REPORT_DIR": str(tmp / "reports"),
                 "SOFIA_QA_CHROMA_URL": "", "SOFIA_QA_AUTH": "", **env}
     url = f"http://127.0.0.1:{port}"
-    with http_service([sys.executable, "app.py"], url + "/", tmp / "app.log", timeout=180, env=full_env, cwd=ROOT):
+    with http_service([sys.executable, "app.py"], url + "/", tmp / "app.log", timeout=600, env=full_env, cwd=ROOT):
         yield url, tmp
 
 
@@ -153,6 +153,7 @@ def test_upload_is_listed_a_bad_upload_keeps_the_index_and_remove_works(client, 
                     encoding="utf-8")
     status, table, *_ = client.predict([handle_file(str(good))], api_name="/upload")
     assert "Indexed Team-Notes.md" in status and "1 added" in status, status
+    assert "was saved as Team-Notes.md" in status, status  # the renaming is said, not silent
     assert "Cluster team notes" in table and "Team-Notes.md" in table
     assert (tmp / "uploads" / "Team-Notes.md").is_file()
     assert not any(p.name.startswith(".") and p.is_file() for p in (tmp / "uploads").iterdir())
