@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import hashlib
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -75,10 +78,13 @@ class LlamaIndexDefault:
 
     name = "llamaindex-default"
 
-    def __init__(self, documents: list, embedder, top_k: int = 2):
+    def __init__(self, documents: list, embedder, top_k: int = 2, cache_dir: Path | None = None):
+        """``cache_dir``: keep the built index there, keyed by what was embedded (model, splitter, texts),
+        so a later run over the same documents loads it instead of embedding again (about 12 minutes
+        for the corpus on 2 cores)."""
         from llama_index.core import Document as LIDocument
         from llama_index.core import Settings as LISettings
-        from llama_index.core import VectorStoreIndex
+        from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
         from llama_index.core.node_parser import SentenceSplitter
 
         LISettings.embed_model = llama_embedding(embedder)
@@ -95,9 +101,25 @@ class LlamaIndexDefault:
                 self._meta[key] = (doc, offset, page)
                 meta = {"doc_id": doc.doc_id, **({"page_label": str(page)} if page is not None else {})}
                 li_docs.append(LIDocument(text=text, id_=key, metadata=meta))
-        nodes = SentenceSplitter().get_nodes_from_documents(li_docs)
+        splitter = SentenceSplitter()
+        key = hashlib.sha1(json.dumps([embedder.name, splitter.chunk_size, splitter.chunk_overlap,
+                                       [(d.id_, d.text, d.metadata) for d in li_docs]],
+                                      ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
+        saved = cache_dir / f"llamaindex-default-{key}" if cache_dir is not None else None
+        if saved is not None and (saved / "docstore.json").is_file():
+            self.index = load_index_from_storage(StorageContext.from_defaults(persist_dir=str(saved)),
+                                                 embed_model=LISettings.embed_model)
+            nodes = list(self.index.docstore.docs.values())
+        else:
+            nodes = splitter.get_nodes_from_documents(li_docs)
+            self.index = VectorStoreIndex(nodes, embed_model=LISettings.embed_model, show_progress=False)
+            if saved is not None:  # written whole, then renamed: a killed run leaves no half cache behind
+                tmp = saved.with_name(saved.name + ".part")
+                shutil.rmtree(tmp, ignore_errors=True)
+                self.index.storage_context.persist(persist_dir=str(tmp))
+                shutil.rmtree(saved, ignore_errors=True)
+                tmp.rename(saved)
         self.refs = {n.node_id: self._ref(n) for n in nodes}
-        self.index = VectorStoreIndex(nodes, embed_model=LISettings.embed_model, show_progress=False)
         self.retriever = self.index.as_retriever(similarity_top_k=top_k)
 
     def _ref(self, node) -> Ref:
@@ -127,14 +149,14 @@ def indexed_documents(store, settings) -> list:
     return docs
 
 
-def make_systems(names, store, embedder, settings) -> dict:
+def make_systems(names, store, embedder, settings, cache_dir: Path | None = None) -> dict:
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown:
         raise ValueError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
     out = {}
     for name in names:
         if name == "llamaindex-default":
-            out[name] = LlamaIndexDefault(indexed_documents(store, settings), embedder)
+            out[name] = LlamaIndexDefault(indexed_documents(store, settings), embedder, cache_dir=cache_dir)
         else:
             out[name] = RetrieverSystem(store, embedder, settings, name)
     return out

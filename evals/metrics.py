@@ -212,8 +212,8 @@ def retrieval_scores(refs: Sequence[Ref], sources=(), fact_ids=(), ks=(1, 3, 5))
         for k in ks:
             out[f"{level}_hit@{k}"] = hit_at_k(refs, k, sources, fact_ids, level)
             out[f"{level}_recall@{k}"] = recall_at_k(refs, k, sources, fact_ids, level)
+            out[f"{level}_ndcg@{k}"] = ndcg_at_k(refs, k, sources, fact_ids, level)
         out[f"{level}_mrr"] = mrr(refs, sources, fact_ids, level)
-        out[f"{level}_ndcg@{max(ks)}"] = ndcg_at_k(refs, max(ks), sources, fact_ids, level)
     return out
 
 

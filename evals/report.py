@@ -9,7 +9,7 @@ import json
 from html import escape
 from pathlib import Path
 
-RETRIEVAL_COLUMNS = ("doc_hit@1", "doc_hit@3", "doc_hit@5", "doc_recall@5", "doc_mrr", "doc_ndcg@5",
+RETRIEVAL_COLUMNS = ("doc_hit@1", "doc_hit@3", "doc_hit@5", "doc_hit@10", "doc_recall@5", "doc_mrr", "doc_ndcg@10",
                      "fact_hit@5", "fact_recall@5", "fact_mrr")
 ANSWER_COLUMNS = ("key_fact_recall", "token_f1", "citation_precision", "quote_validity", "grounding")
 
@@ -134,7 +134,7 @@ def plots(result: dict) -> dict[str, str]:
 
     s = result["summary"]
     out: dict[str, str] = {}
-    cols = [c for c in ("doc_hit@1", "doc_hit@5", "doc_mrr", "doc_ndcg@5", "fact_hit@5", "fact_mrr")
+    cols = [c for c in ("doc_hit@1", "doc_hit@5", "doc_mrr", "doc_ndcg@10", "fact_hit@5", "fact_mrr")
             if any(m.get(c) is not None for m in s["retrieval"].values())]
     if cols:
         fig, ax = plt.subplots(figsize=(8, 3.6))

@@ -94,6 +94,49 @@ def test_retrieval_only_run_writes_three_reports(tmp_path, embedder):
     assert "http" not in re.sub(r"data:image/png;base64,[^']+", "", html)  # self-contained: no external links
 
 
+class CountingEmbedder:
+    """The real embedder, counting the passages it is asked to embed."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.passages = inner, inner.name, 0
+
+    def embed_passages(self, texts):
+        self.passages += len(texts)
+        return self.inner.embed_passages(texts)
+
+    def embed_query(self, text):
+        return self.inner.embed_query(text)
+
+
+def test_llamaindex_baseline_index_is_kept_and_rebuilt_when_a_document_changes(tmp_path, embedder):
+    """The baseline embeds the corpus again in its own 1,024-token nodes (about 12 minutes for the corpus), so its
+    index is kept; the same documents load it without embedding, an edited document builds a new one."""
+    from evals.baselines import LlamaIndexDefault
+    from ingestion.readers import read_document
+
+    corpus = write_corpus(tmp_path / "corpus")
+    docs = [read_document(p) for p in sorted(corpus.iterdir())]
+    cache = tmp_path / "cache"
+    question = "How much is the annual membership fee for companies?"
+
+    first_emb = CountingEmbedder(embedder)
+    first = LlamaIndexDefault(docs, first_emb, cache_dir=cache)
+    assert first_emb.passages > 0
+    again_emb = CountingEmbedder(embedder)
+    again = LlamaIndexDefault(docs, again_emb, cache_dir=cache)
+    assert again_emb.passages == 0  # loaded, not embedded
+    got, want = again.retrieve(question, 2), first.retrieve(question, 2)
+    assert [(r.doc, r.heading_path, round(s, 5)) for r, s in got] == [(r.doc, r.heading_path, round(s, 5)) for r, s in want]
+    assert got[0][0].doc == "fees.md" and "R1" in got[0][0].fact_ids
+
+    (corpus / "fees.md").write_text((corpus / "fees.md").read_text().replace("8 250", "9 100"), encoding="utf-8")
+    edited_emb = CountingEmbedder(embedder)
+    edited = LlamaIndexDefault([read_document(p) for p in sorted(corpus.iterdir())], edited_emb, cache_dir=cache)
+    assert edited_emb.passages > 0
+    assert "9 100" in edited.retrieve(question, 2)[0][0].text
+    assert not list(cache.glob("*.part"))
+
+
 def test_a_run_can_be_done_in_parts_and_resumed(tmp_path, embedder):
     """An answer run takes about a minute a question here, so evaluators run it in parts: scored questions are
     kept per question, reused only by the same code and settings, and a stopped run says what is missing."""
