@@ -303,8 +303,8 @@ def _sentence_start(text: str, pos: int) -> bool:
 
 
 def _claim_found(kind: str, item: str, norm_sources: str) -> bool:
-    if kind == "name":
-        words = [w.casefold() for w in _WORD.findall(item)]
+    if kind == "name":  # a possessive is the name itself: "OPIC's budget" is grounded by "OPIC"
+        words = [re.sub(r"'s$", "", w.casefold()) for w in _WORD.findall(item.replace("\u2019", "'"))]
         return all(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", norm_sources) for w in words)
     if kind == "date":
         if _contains(norm_sources, item):

@@ -120,6 +120,8 @@ def test_grounding_numbers_dates_names():
     frac, missing = M.grounding("It was set up by Sofia Municipality.", sources)
     assert missing == ["Sofia Municipality"]  # every word of a name must be in the cited text
     assert M.grounding("yes, it can.", sources) == (None, [])
+    assert M.grounding("CSKC's fee is 8250 BGN; CSKC\u2019s members: 40400.", sources) == (1.0, [])
+    assert M.grounding("The fee of Plovdiv's cluster is 8250 BGN.", sources)[1] == ["Plovdiv's"]
 
 
 def test_claims_skip_sentence_initial_words_but_keep_acronyms():
