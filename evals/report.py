@@ -55,7 +55,7 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         tables.append(("Refusal (refusal = positive class)", ["metric", "value"],
                        [[k, fmt(v)] for k, v in s["refusal"].items()]))
         lat = [[stage, fmt(v["p50"]), fmt(v["p95"]), fmt(v["mean"])] for stage, v in s["latency"].items()]
-        lat.append(["tokens/s", fmt(s["tokens_per_s"]["p50"], 1), fmt(s["tokens_per_s"]["p95"], 1),
+        lat.append(["generated tokens/s (after the first)", fmt(s["tokens_per_s"]["p50"], 1), fmt(s["tokens_per_s"]["p95"], 1),
                     fmt(s["tokens_per_s"]["mean"], 1)])
         tables.append(("Latency per stage (seconds)", ["stage", "p50", "p95", "mean"], lat))
     for part, groups in s.get("breakdown", {}).items():

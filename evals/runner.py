@@ -269,13 +269,22 @@ def cited_passage(c, passages):
 
 
 def tokens_per_s(ans) -> float | None:
+    """Generation speed: tokens written per second after the first one. ``generate`` also covers reading the
+    prompt (most of it on a CPU), so when the first token's time is known it is taken out; else tokens / generate."""
     for source in (ans.timings, ans.signals):
         for key in ("tokens_per_s", "tokens_per_second", "tok_s"):
             if source.get(key):
                 return float(source[key])
     tokens = next((ans.signals[k] for k in ("answer_tokens", "completion_tokens", "tokens") if ans.signals.get(k)), None)
     gen = ans.timings.get("generate")
-    return float(tokens) / gen if tokens and gen else None
+    if not tokens or not gen:
+        return None
+    first = ans.timings.get("first_token")  # counted from the start of the answer: retrieval included
+    if first is not None and tokens > 1:
+        writing = gen - (first - ans.timings.get("retrieve", 0.0))
+        if writing > 0:
+            return (float(tokens) - 1) / writing
+    return float(tokens) / gen
 
 
 def checks(rec: dict) -> dict[str, bool]:

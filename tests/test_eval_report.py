@@ -209,7 +209,10 @@ def test_answer_scoring_and_full_report(tmp_path):
     assert s["citation_precision"] == 0.5  # history.md is not a gold source for this question
     assert s["quote_validity"] == 0.5  # "founded in 2013" is not in passage 2
     assert ans["missing"] == ["2015"] and 0 < s["grounding"] < 1
-    assert ans["tokens_per_s"] == pytest.approx(20.0)
+    assert ans["tokens_per_s"] == pytest.approx(20.0)  # no first-token time: tokens / generate
+    timed = _answer("8,250 BGN [1].", [(1, "8 250 BGN")])
+    timed.timings.update(first_token=0.55)  # 0.5 s reading the prompt, then 29 tokens in 1.0 s
+    assert score_answer(fee, timed)["tokens_per_s"] == pytest.approx(29.0)
 
     founded = GoldQuestion(id="f", question="When?", gold_sources=(GoldSource("history.md"),), key_facts=("2012",))
     only_second = score_answer(founded, _answer("It was founded in 2012 [1].", [(2, "founded in 2012 in Sofia")]))
