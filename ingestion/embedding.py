@@ -84,7 +84,9 @@ class MiniLMEmbedder:
         self.max_tokens = int(self.model.max_seq_length)
         self.tokenizer = self.model.tokenizer
         self.overhead = len(self.tokenizer("")["input_ids"])
-        self.dim = self.model.get_sentence_embedding_dimension()
+        # renamed in sentence-transformers 6 (the old name warns)
+        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = dim()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
