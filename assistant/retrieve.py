@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Sequence
 
@@ -140,13 +139,10 @@ def _passes(chunk: Chunk, filters: dict | None) -> bool:
 
 
 class Retriever:
-    def __init__(self, store: Store, embedder, settings, mode: str = "hybrid", overlap: bool = True):
-        """``overlap``: in hybrid mode, embed the question and search Chroma in a worker thread while BM25 runs
-        here (the embedder's C engine releases the GIL); ``benchmarks/bench_retrieval.py`` measures both ways."""
+    def __init__(self, store: Store, embedder, settings, mode: str = "hybrid"):
         if mode not in ("hybrid", "dense", "bm25"):
             raise ValueError(f"retrieval mode must be hybrid, dense or bm25, not {mode!r}")
         self.store, self.embedder, self.settings, self.mode = store, embedder, settings, mode
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dense") if overlap and mode == "hybrid" else None
         self._lock = threading.Lock()
         self._bm25_state: tuple | None = None
         self._bm25 = {}
@@ -210,18 +206,13 @@ class Retriever:
                 out.append((chunk, float(h.score)))
         return out[:k]
 
-    def _dense(self, question: str, filters: dict | None) -> list[tuple[Chunk, float]]:
-        return self.store.query(self.embedder.embed_query(question), self.settings.dense_k, chroma_where(filters))
-
     # ------------------------------------------------------------------ public
     def retrieve(self, question: str, k: int | None = None, filters: dict | None = None) -> list[Passage]:
         k = k or self.settings.top_k
         language = detect_language(question)
-        dense, pending = [], None
-        if self._pool is not None:
-            pending = self._pool.submit(self._dense, question, filters)
-        elif self.mode in ("hybrid", "dense"):
-            dense = self._dense(question, filters)
+        dense = []
+        if self.mode in ("hybrid", "dense"):
+            dense = self.store.query(self.embedder.embed_query(question), self.settings.dense_k, chroma_where(filters))
         lexical = []
         if self.mode in ("hybrid", "bm25"):
             lexical = self._lexical(question, language, self.settings.bm25_k, filters)
@@ -229,8 +220,6 @@ class Retriever:
                 english = translate_terms(question, self._glossary)
                 if english:
                     lexical += self._lexical(english, "en", self.settings.bm25_k, filters)
-        if pending is not None:
-            dense = pending.result()
         rows = fuse(dense, lexical)
         passages = merge_neighbours(rows[: max(k, 1) * 2])[:k]
         for n, p in enumerate(passages, start=1):

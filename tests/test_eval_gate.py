@@ -22,20 +22,3 @@ def test_retrieval_meets_the_thresholds(corpus_index, tmp_path):
     for baseline in ("bm25", "dense"):
         assert ours["doc_ndcg@10"] >= result["summary"]["retrieval"][baseline]["doc_ndcg@10"], baseline
     assert (tmp_path / "report" / "report.html").exists()
-
-
-def test_overlapped_retrieval_gives_the_same_passages(corpus_index, embedder):
-    """The question is embedded in a worker thread while BM25 runs; the passages must not change by it,
-    for English and Bulgarian questions and with a filter."""
-    from assistant.retrieve import Retriever
-    from evals.datasets import load_dataset
-
-    settings, store = corpus_index
-    overlapped, sequential = Retriever(store, embedder, settings), Retriever(store, embedder, settings, overlap=False)
-    questions = load_dataset(DEFAULT_DATASET, "dev")
-    asked = [q.question for q in questions if q.lang == "en"][:6] + [q.question for q in questions if q.lang == "bg"][:3]
-    for filters in (None, {"doc_type": "strategy"}):
-        for question in asked:
-            got, want = overlapped.retrieve(question, filters=filters), sequential.retrieve(question, filters=filters)
-            assert [(p.chunk_ids, round(p.score, 6)) for p in got] == [(p.chunk_ids, round(p.score, 6)) for p in want]
-            assert got, question
