@@ -154,7 +154,7 @@ def cmd_chat(args) -> int:
 
     assistant = _assistant(args)
     history: list[tuple[str, str]] = []
-    print("sofia-qa chat: ask about the Sofia strategy, cluster labels or membership. Empty line or Ctrl-D to quit.")
+    print("sofia-qa chat: ask about the Sofia strategy, cluster labels or membership. Empty line or Ctrl-D to quit.", flush=True)
     while True:
         try:
             question = input("\nyou> ").strip()

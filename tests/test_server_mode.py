@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -361,13 +362,21 @@ def test_cli_chat_keeps_the_session_after_a_store_outage(chroma_server, tmp_path
     chat = subprocess.Popen([sys.executable, "-m", "assistant.cli", "chat", "--chroma-url", url],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parent.parent)
+    # the rest of the output is read through the same buffered stream as the banner: ``communicate`` reads the
+    # raw pipe and would lose the first "you> " prompt when it arrived together with the banner line
+    deadline = threading.Timer(180, chat.kill)
+    deadline.start()
     try:
         banner = chat.stdout.readline()  # printed once the assistant (store, embedder) is ready
         assert banner.startswith("sofia-qa chat:"), banner + chat.stderr.read()
         proc.terminate()
         proc.wait(10)
-        out, err = chat.communicate("What does a Gold label cost?\nHow do I join the cluster?\n\n", timeout=120)
+        chat.stdin.write("What does a Gold label cost?\nHow do I join the cluster?\n\n")
+        chat.stdin.close()
+        out, err = chat.stdout.read(), chat.stderr.read()
+        chat.wait(10)
     finally:
+        deadline.cancel()
         if chat.poll() is None:
             chat.kill()
     assert chat.returncode == 0, err
