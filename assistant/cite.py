@@ -3,7 +3,8 @@
 The model's own ``[n]`` markers are a hint, not trusted: each answer sentence is matched to the
 passage sentences by meaning (multilingual embeddings, so a Bulgarian answer finds its English
 passage) and by shared numbers. A sentence whose numbers do not all appear in its cited passage,
-or that no passage supports, is removed. All functions here except ``assign_citations`` are pure.
+or that no passage supports, is removed; so is a sentence that only points at a passage ("This is stated
+in passage [2].") or restates the question. Citations the model writes in words ("(Passage 1)") count as markers. All functions here except ``assign_citations`` are pure.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ import numpy as np
 from .types import Citation, Passage
 
 _MARK = re.compile(r"\s*\[(\d{1,2}(?:\s*[,;]\s*\d{1,2})*)\]")
+# the model also cites in words: "(Passage 1)", "in passage [2]", "passages 1 and 3", "пасаж 2"
+_WORD_MARK = re.compile(r"\s*\(?\b(?:passages?|пасажи?|пасажа|откъс[а-я]*)\s*\[?(\d{1,2}(?!\d)(?:\]?\s*(?:,|;|and|и)\s*\[?\d{1,2}(?!\d))*)\]?\)?",
+                        re.IGNORECASE)
+# words that say where an answer is without saying anything ("This is stated in passage [2].")
+_META_WORDS = frozenset("""this that these it its is are was were be been stated mentioned described given shown found
+    written listed noted explained in on of the a an to as per see above below here there also both same figure
+    information answer fact facts passage passages text document documents source sources according which
+    това тази този е са се посочено посочена споменато споменава описано описана дадено в във на от пасаж пасажа
+    пасажи откъс откъса текста документа документите източника информацията според""".split())
 _SENT_END = re.compile(r"(?<=[.!?…])[\"'»”)]*\s+(?=[\"'«“(]*[A-ZА-Я0-9])")
 _NUM = re.compile(r"\d[\d\s.,]*\d|\d")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -37,11 +47,27 @@ def split_sentences(text: str) -> list[str]:
 
 
 def markers(sentence: str) -> list[int]:
-    return [int(n) for m in _MARK.finditer(sentence) for n in re.split(r"\s*[,;]\s*", m.group(1))]
+    """Passage numbers the sentence claims, as ``[1]``, ``[1, 3]`` or in words ("(Passage 2)")."""
+    found = [int(n) for pattern in (_MARK, _WORD_MARK) for m in pattern.finditer(sentence)
+             for n in re.findall(r"\d{1,2}", m.group(1))]
+    return list(dict.fromkeys(found))
 
 
 def strip_markers(sentence: str) -> str:
-    return _MARK.sub("", sentence).strip()
+    """The sentence without its citation markers; "(Passage 1)" goes too, so "Passage" is not taken for a name."""
+    out = _WORD_MARK.sub("", _MARK.sub("", sentence))
+    return re.sub(r"\s+([.,;:!?])", r"\1", out).strip()
+
+
+def says_nothing(sentence: str) -> bool:
+    """A sentence that only points at the passages ("This is stated in passage [2].") carries no answer."""
+    words = [w.lower() for w in _WORD.findall(strip_markers(sentence))]
+    return not words or all(w in _META_WORDS for w in words)
+
+
+def is_question(sentence: str) -> bool:
+    """The question restated, not an answer to it."""
+    return strip_markers(sentence).rstrip("\"'»” ").endswith("?")
 
 
 def normalise_number(raw: str) -> str:
@@ -118,7 +144,11 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
                     check = SentenceCheck(check.sentence, chosen, support, p_sents[j][1])
                     missing_numbers = set()
                     break
-        if missing_numbers:
+        if says_nothing(sent):
+            check.problem = "it only points at a passage, it says nothing"
+        elif is_question(sent):
+            check.problem = "it is a question, not an answer"
+        elif missing_numbers:
             check.problem = f"numbers not in the cited passage: {', '.join(sorted(missing_numbers))}"
         elif support < support_min:
             check.problem = f"no passage supports it (best similarity {support:.2f})"

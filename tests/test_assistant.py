@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from assistant.answer import Assistant
-from assistant.cite import assign_citations, normalise_number, split_sentences
+from assistant.cite import (assign_citations, is_question, markers, normalise_number, says_nothing, split_sentences,
+                             strip_markers)
 from assistant.llm import OpenAICompatLLM
 from assistant.retrieve import detect_language
 from conftest import free_port, run_cli
@@ -123,6 +124,44 @@ def test_assign_citations_uses_meaning_across_languages(assistant):
                                       assistant.embedder.embed_passages)
     assert cites and cites[0].doc == "cluster-excellence-labels.md"
     assert np.isfinite(cites[0].score)
+
+
+@pytest.mark.parametrize("sentence, cited, stripped", [
+    ("The office is at 8 Tsar Kaloyan St (Passage 1).", [1], "The office is at 8 Tsar Kaloyan St."),
+    ("This is stated in passage [2].", [2], "This is stated in passage."),
+    ("It is described in passages 1 and 3.", [1, 3], "It is described in."),
+    ("Bronze costs 1,000 EUR [1, 3].", [1, 3], "Bronze costs 1,000 EUR."),
+    ("Това е посочено в пасаж 2.", [2], "Това е посочено в."),
+    ("The fund started in 2013.", [], "The fund started in 2013."),
+])
+def test_citation_markers_in_brackets_and_in_words(sentence, cited, stripped):
+    assert markers(sentence) == cited
+    assert strip_markers(sentence) == stripped
+
+
+@pytest.mark.parametrize("sentence, empty, question", [
+    ("This is stated in passage [2].", True, False),
+    ("This figure is stated in passage. [1]", True, False),
+    ("Това е посочено в пасаж 2.", True, False),
+    ("До кога е валиден статутът на „ангажиран член“? [2]", False, True),
+    ("Yes, an SME can join the cluster. [1]", False, False),
+    ("A first Bronze label is valid for two years.", False, False),
+])
+def test_sentences_that_carry_no_answer_are_recognised(sentence, empty, question):
+    assert says_nothing(sentence) is empty
+    assert is_question(sentence) is question
+
+
+def test_citation_check_drops_pointer_sentences_and_keeps_word_citations(assistant):
+    passages = assistant.retriever.retrieve("How long is a first Bronze label valid?")
+    n = next(p.n for p in passages if "two years" in p.text)
+    draft = f"A first Bronze label is valid for two years (Passage {n}). This is stated in passage [{n}]."
+    text, cites, checks = assign_citations(draft, passages, "How long is a first Bronze label valid?",
+                                           assistant.embedder.embed_passages)
+    assert text.startswith("A first Bronze label is valid for two years.") and "Passage" not in text, checks
+    assert "stated in passage" not in text
+    assert [c.problem for c in checks][0] == "" and "says nothing" in checks[1].problem
+    assert cites and cites[0].passage_n == n
 
 
 def test_instruction_sentences_are_neutralised():
