@@ -221,6 +221,8 @@ def html(result: dict, images: dict[str, str]) -> str:
         checks = "<br>".join(f"<span class='{'pass' if ok else 'fail'}'>{'✓' if ok else '✗'} {escape(name)}</span>"
                              for name, ok in r["checks"].items())
         missing = f"<br><i>not in cited text: {escape(', '.join(a['missing']))}</i>" if a and a["missing"] else ""
+        if a and a.get("removed"):  # records made before 2026-11-26 have no "removed"
+            missing += "<br><i>removed by the citation check: " + escape("; ".join(a["removed"])) + "</i>"
         parts.append(f"<tr><td>{escape(r['id'])}<br>{escape(r['persona'])} {escape(r['lang'])}</td>"
                      f"<td class='q'>{escape(r['question'])}</td><td class='a'>{escape(_answer_cell(r))}{missing}</td>"
                      f"<td>{cites}</td><td>{checks}</td></tr>")

@@ -220,7 +220,11 @@ def test_answer_scoring_and_full_report(tmp_path):
     assert only_second["scores"]["citation_precision"] == 1.0 and only_second["scores"]["quote_validity"] == 1.0
 
     unans = GoldQuestion(id="u", question="Budget for 2030?", answerable=False, lang="bg", persona="committee")
-    refused = score_answer(unans, _answer("I cannot find this in the documents.", [], refused=True, gate=0.2))
+    refused_answer = _answer("I cannot find this in the documents.", [], refused=True, gate=0.2)
+    refused_answer.draft, refused_answer.removed_sentences = "The 2030 budget is 5 million. [1]", [
+        "The 2030 budget is 5 million. (numbers not in the cited passage: 5)"]
+    refused = score_answer(unans, refused_answer)
+    assert refused["draft"].startswith("The 2030 budget") and len(refused["removed"]) == 1
     assert refused["correct"] is True and refused["scores"]["grounding"] is None
 
     records = []
@@ -245,5 +249,6 @@ def test_answer_scoring_and_full_report(tmp_path):
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Refusal calibration" in html and html.count("data:image/png;base64,") == 2  # latency + calibration
     assert "Fee &lt;for&gt; companies?" in html and "not in cited text: 2015" in html
+    assert "removed by the citation check: The 2030 budget is 5 million." in html
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "(chosen)" in md and "key_fact_recall" in md
