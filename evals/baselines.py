@@ -82,45 +82,14 @@ class LlamaIndexDefault:
         """``cache_dir``: keep the built index there, keyed by what was embedded (model, splitter, texts),
         so a later run over the same documents loads it instead of embedding again (about 2 minutes for the
         corpus on 2 cores, about an hour for the SEC 10-Q filings). Only the newest index is kept."""
-        from llama_index.core import Document as LIDocument
         from llama_index.core import Settings as LISettings
-        from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
-        from llama_index.core.node_parser import SentenceSplitter
 
         LISettings.embed_model = llama_embedding(embedder)
         with contextlib.redirect_stdout(sys.stderr):  # it prints a notice; keep stdout for --json
             LISettings.llm = None  # never an OpenAI default
         self.top_k = top_k
-        li_docs, self._meta = [], {}
-        for doc in documents:
-            parts = [(s.text, s.start, s.page) for s in doc.sections] if doc.pages else [(doc.text, 0, None)]
-            for i, (text, offset, page) in enumerate(parts):
-                if not text.strip():
-                    continue
-                key = f"{doc.doc_id}#{i}"
-                self._meta[key] = (doc, offset, page)
-                meta = {"doc_id": doc.doc_id, **({"page_label": str(page)} if page is not None else {})}
-                li_docs.append(LIDocument(text=text, id_=key, metadata=meta))
-        splitter = SentenceSplitter()
-        key = hashlib.sha1(json.dumps([embedder.name, splitter.chunk_size, splitter.chunk_overlap,
-                                       [(d.id_, d.text, d.metadata) for d in li_docs]],
-                                      ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
-        saved = cache_dir / f"llamaindex-default-{key}" if cache_dir is not None else None
-        if saved is not None and (saved / "docstore.json").is_file():
-            self.index = load_index_from_storage(StorageContext.from_defaults(persist_dir=str(saved)),
-                                                 embed_model=LISettings.embed_model)
-            nodes = list(self.index.docstore.docs.values())
-        else:
-            nodes = splitter.get_nodes_from_documents(li_docs)
-            self.index = VectorStoreIndex(nodes, embed_model=LISettings.embed_model, show_progress=False)
-            if saved is not None:  # written whole, then renamed: a killed run leaves no half cache behind
-                tmp = saved.with_name(saved.name + ".part")
-                shutil.rmtree(tmp, ignore_errors=True)
-                self.index.storage_context.persist(persist_dir=str(tmp))
-                for old in cache_dir.glob("llamaindex-default-*"):  # indexes of earlier document versions
-                    if old.is_dir() and old != tmp:
-                        shutil.rmtree(old, ignore_errors=True)
-                tmp.rename(saved)
+        li_docs, self._meta = _llamaindex_documents(documents)
+        self.index, nodes = _load_or_build(li_docs, embedder.name, LISettings.embed_model, cache_dir)
         self.refs = {n.node_id: self._ref(n) for n in nodes}
         self.retriever = self.index.as_retriever(similarity_top_k=top_k)
 
@@ -137,6 +106,51 @@ class LlamaIndexDefault:
 
     def retrieve(self, question: str, k: int) -> list[tuple[Ref, float]]:
         return [(self.refs[h.node.node_id], float(h.score or 0.0)) for h in self.retriever.retrieve(question)]
+
+
+def _llamaindex_documents(documents: list) -> tuple[list, dict]:
+    """Our documents as LlamaIndex documents (a PDF: one per page, as LlamaIndex's PDF reader does), and for
+    each its source: (document, character offset, page)."""
+    from llama_index.core import Document as LIDocument
+
+    li_docs, meta = [], {}
+    for doc in documents:
+        parts = [(s.text, s.start, s.page) for s in doc.sections] if doc.pages else [(doc.text, 0, None)]
+        for i, (text, offset, page) in enumerate(parts):
+            if not text.strip():
+                continue
+            key = f"{doc.doc_id}#{i}"
+            meta[key] = (doc, offset, page)
+            li_docs.append(LIDocument(text=text, id_=key, metadata={
+                "doc_id": doc.doc_id, **({"page_label": str(page)} if page is not None else {})}))
+    return li_docs, meta
+
+
+def _load_or_build(li_docs: list, model_name: str, embed_model, cache_dir: Path | None) -> tuple:
+    """The default VectorStoreIndex over ``li_docs`` and its nodes: loaded from ``cache_dir`` when one was built
+    from the same model, splitter and texts, else built (and kept there, replacing older ones)."""
+    from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
+    from llama_index.core.node_parser import SentenceSplitter
+
+    splitter = SentenceSplitter()
+    key = hashlib.sha1(json.dumps([model_name, splitter.chunk_size, splitter.chunk_overlap,
+                                   [(d.id_, d.text, d.metadata) for d in li_docs]],
+                                  ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
+    saved = cache_dir / f"llamaindex-default-{key}" if cache_dir is not None else None
+    if saved is not None and (saved / "docstore.json").is_file():
+        index = load_index_from_storage(StorageContext.from_defaults(persist_dir=str(saved)), embed_model=embed_model)
+        return index, list(index.docstore.docs.values())
+    nodes = splitter.get_nodes_from_documents(li_docs)
+    index = VectorStoreIndex(nodes, embed_model=embed_model, show_progress=False)
+    if saved is not None:  # written whole, then renamed: a killed run leaves no half cache behind
+        tmp = saved.with_name(saved.name + ".part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        index.storage_context.persist(persist_dir=str(tmp))
+        for old in cache_dir.glob("llamaindex-default-*"):  # indexes of earlier document versions
+            if old.is_dir() and old != tmp:
+                shutil.rmtree(old, ignore_errors=True)
+        tmp.rename(saved)
+    return index, nodes
 
 
 def indexed_documents(store, settings) -> list:
