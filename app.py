@@ -192,7 +192,7 @@ class SofiaApp:
                     raise ReadError(src.name, f"unsupported file type {src.suffix or '(none)'!r}; "
                                               f"upload {', '.join(ALIGN_TYPES)}")
                 report = align_file(src, self.assistant.retriever, self.embedder, max_mb=self.settings.max_file_mb,
-                                    max_pages=self.settings.max_pdf_pages)
+                                    max_pages=self.settings.max_pdf_pages, read_timeout=self.settings.read_timeout)
             elif (text or "").strip():
                 report = align(text, self.assistant.retriever, self.embedder, source="pasted text")
             else:
@@ -262,7 +262,7 @@ class SofiaApp:
                 staged.unlink(missing_ok=True)
                 continue
             try:  # read it before it may replace anything: a bad file never reaches the index
-                read_document(staged, name, max_mb=s.max_file_mb, max_pages=s.max_pdf_pages)
+                read_document(staged, name, max_mb=s.max_file_mb, max_pages=s.max_pdf_pages, timeout=s.read_timeout)
             except ReadError as exc:
                 problems.append(f"{name}: {exc.reason} (not indexed; the index is unchanged)")
                 staged.unlink(missing_ok=True)
@@ -275,7 +275,8 @@ class SofiaApp:
         if ready:
             progress(0.05, desc=f"Indexing {len(ready)} file(s)")
             report = ingest(ready, store=self.store, embedder=self.embedder, chunk_tokens=s.chunk_tokens,
-                            max_file_mb=s.max_file_mb, max_pdf_pages=s.max_pdf_pages, progress=True,
+                            max_file_mb=s.max_file_mb, max_pdf_pages=s.max_pdf_pages, read_timeout=s.read_timeout,
+                            progress=True,
                             batch=s.embed_batch, log=lambda msg: None)
             lines.append(f"Indexed {', '.join(p.name for p in ready)}: {report.summary()}")
             problems += [f"{Path(f.path).name}: {f.error}" for f in report.failed]
@@ -293,7 +294,8 @@ class SofiaApp:
         roots = [Path(s.corpus_dir)] + ([Path(s.upload_dir)] if Path(s.upload_dir).is_dir() else [])
         progress(0, desc="Checking the corpus")
         report = ingest(roots, store=self.store, embedder=self.embedder, chunk_tokens=s.chunk_tokens,
-                        max_file_mb=s.max_file_mb, max_pdf_pages=s.max_pdf_pages, progress=True,
+                        max_file_mb=s.max_file_mb, max_pdf_pages=s.max_pdf_pages, read_timeout=s.read_timeout,
+                        progress=True,
                         batch=s.embed_batch, log=lambda msg: None)
         msg = "Re-indexed the corpus: " + report.summary()
         if report.failed:

@@ -488,12 +488,13 @@ def summarize(rows: list[AlignmentRow]) -> tuple[str, str]:
     return overall, " ".join(parts)
 
 
-def align_file(path: Path, retriever, embedder, *, max_mb: float = 50.0, max_pages: int = 3000) -> AlignmentReport:
+def align_file(path: Path, retriever, embedder, *, max_mb: float = 50.0, max_pages: int = 3000,
+               read_timeout: float = 600.0) -> AlignmentReport:
     """A proposal file (PDF, DOCX, TXT, MD, HTML) -> report; raises ``ReadError`` for unreadable files
     (including files over the size or page limits, ``SOFIA_QA_MAX_FILE_MB`` / ``SOFIA_QA_MAX_PDF_PAGES``)."""
     from ingestion.readers import read_document
 
-    doc = read_document(Path(path), Path(path).name, max_mb=max_mb, max_pages=max_pages)
+    doc = read_document(Path(path), Path(path).name, max_mb=max_mb, max_pages=max_pages, timeout=read_timeout)
     return align(doc.text, retriever, embedder, source=Path(path).name)
 
 
@@ -526,7 +527,7 @@ def cmd_align(args) -> int:
             report = align(sys.stdin.read(), retriever, embedder, source="standard input")
         else:
             report = align_file(Path(args.file), retriever, embedder, max_mb=s.max_file_mb,
-                                max_pages=s.max_pdf_pages)
+                                max_pages=s.max_pdf_pages, read_timeout=s.read_timeout)
     except ReadError as exc:
         print(f"sofia-qa: error: {exc}", file=sys.stderr)
         return 2

@@ -40,7 +40,8 @@ def cmd_ingest(args) -> int:
     embedder = load_embedder(s.embed_model, s.threads)
     paths = args.paths or [s.corpus_dir]
     report = ingest(paths, store=store, embedder=embedder, chunk_tokens=s.chunk_tokens,
-                    max_file_mb=s.max_file_mb, max_pdf_pages=s.max_pdf_pages, rebuild=args.rebuild,
+                    max_file_mb=s.max_file_mb, max_pdf_pages=s.max_pdf_pages, read_timeout=s.read_timeout,
+                    rebuild=args.rebuild,
                     progress=not args.json and sys.stderr.isatty() or args.progress, batch=s.embed_batch)
     if args.json:
         out = report.to_json()

@@ -161,7 +161,7 @@ def indexed_documents(store, settings) -> list:
     for doc_id, st in sorted(store.doc_states().items()):
         if st.path and Path(st.path).is_file():
             docs.append(read_document(Path(st.path), doc_id, max_mb=settings.max_file_mb,
-                                      max_pages=settings.max_pdf_pages))
+                                      max_pages=settings.max_pdf_pages, timeout=settings.read_timeout))
     return docs
 
 

@@ -95,6 +95,7 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
 
         rep = ingest([corpus_dir], store=store, embedder=embedder, chunk_tokens=settings.chunk_tokens,
                      max_file_mb=settings.max_file_mb, max_pdf_pages=settings.max_pdf_pages,
+                     read_timeout=settings.read_timeout,
                      progress=progress, batch=settings.embed_batch, log=log)
         ingest_summary = rep.summary()
         log(f"eval index: {ingest_summary}")

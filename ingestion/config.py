@@ -57,6 +57,7 @@ class Settings:
     # limits on input
     max_file_mb: float = 50.0
     max_pdf_pages: int = 3000
+    read_timeout: float = 600.0  # seconds one PDF may take to read (in a child process), then it is skipped
     max_question_chars: int = 2000
     # generation
     model_path: str | None = None  # any GGUF file; default: the bundled Qwen2.5 model

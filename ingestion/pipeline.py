@@ -16,7 +16,7 @@ from typing import Iterable
 
 from .chunking import chunk_document
 from .embedding import Embedder
-from .readers import SUPPORTED, ReadError, read_document
+from .readers import READ_TIMEOUT, SUPPORTED, ReadError, read_document
 from .store import Store
 from .types import Chunk, FileFailure, IngestReport
 
@@ -61,8 +61,8 @@ def file_hash(path: Path) -> str:
 
 
 def ingest(paths: Iterable[Path], *, store: Store, embedder: Embedder, chunk_tokens: int = 220,
-           max_file_mb: float = 50.0, max_pdf_pages: int = 3000, rebuild: bool = False,
-           progress: bool = True, batch: int = 64, log=None) -> IngestReport:
+           max_file_mb: float = 50.0, max_pdf_pages: int = 3000, read_timeout: float = READ_TIMEOUT,
+           rebuild: bool = False, progress: bool = True, batch: int = 64, log=None) -> IngestReport:
     log = log or (lambda msg: print(msg, file=sys.stderr))
     t0 = time.perf_counter()
     report = IngestReport()
@@ -82,7 +82,8 @@ def ingest(paths: Iterable[Path], *, store: Store, embedder: Embedder, chunk_tok
                 if size_ok and states[cand.doc_id].complete(file_hash(cand.path)):
                     report.unchanged.append(cand.doc_id)
                     continue
-            doc = read_document(cand.path, cand.doc_id, max_mb=max_file_mb, max_pages=max_pdf_pages)
+            doc = read_document(cand.path, cand.doc_id, max_mb=max_file_mb, max_pages=max_pdf_pages,
+                                timeout=read_timeout)
             chunks = chunk_document(doc, embedder.count_tokens, budget, embedder.name)
         except ReadError as exc:
             report.failed.append(FileFailure(str(cand.path), f"{exc.kind}: {exc.reason}"))

@@ -8,9 +8,16 @@ section splitter serves every structured format.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime
 import hashlib
+import os
+import pickle
 import re
+import signal
+import subprocess
+import sys
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -59,14 +66,53 @@ class NoTextLayer(ReadError):
     kind = "no-text"
 
 
+class TooSlow(ReadError):
+    kind = "too-slow"
+
+
+# pypdf bounds operations per page but not time: a 1 MB form object drawn 20 times on one page costs about
+# 3 minutes of CPU here. So a PDF is read in a child process, which gives up on a page after PAGE_TIMEOUT
+# seconds (an ordinary page takes well under one) and is killed after READ_TIMEOUT seconds in all.
+READ_TIMEOUT = 600.0
+PAGE_TIMEOUT = 20.0
+
+
+class _PageTimeout(BaseException):
+    """Raised by the alarm inside pypdf; a BaseException, so pypdf's own ``except Exception`` cannot eat it."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """Raise ``_PageTimeout`` inside the block after ``seconds`` (a signal: main thread only, else no limit)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _PageTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 class BadFrontMatter(ReadError):
     kind = "front-matter"
 
 
-def read_document(path: Path, doc_id: str | None = None, *, max_mb: float = 50.0,
-                  max_pages: int = 3000) -> Document:
+def read_document(path: Path, doc_id: str | None = None, *, max_mb: float = 50.0, max_pages: int = 3000,
+                  timeout: float | None = READ_TIMEOUT, page_timeout: float | None = PAGE_TIMEOUT) -> Document:
+    """``timeout``: seconds a PDF may take to read in all, ``page_timeout``: per page (``TooSlow`` after either).
+    The PDF is read in a child process; ``timeout=None`` reads it in this process, where ``page_timeout`` only
+    works on the main thread."""
     path = Path(path)
     kind = SUPPORTED.get(path.suffix.lower())
+    if kind == "pdf" and timeout is not None:
+        return _read_in_child(path, doc_id, max_mb, max_pages, timeout, page_timeout)
     if kind is None:
         raise UnsupportedFile(path, f"unsupported file type {path.suffix or '(none)'!r}; "
                                     f"supported: {', '.join(sorted(SUPPORTED))}")
@@ -89,7 +135,7 @@ def read_document(path: Path, doc_id: str | None = None, *, max_mb: float = 50.0
     doc_id = doc_id or path.name
     digest = hashlib.sha256(data).hexdigest()
     if kind == "pdf":
-        return _read_pdf(path, data, doc_id, digest, max_pages)
+        return _read_pdf(path, data, doc_id, digest, max_pages, page_timeout)
     if kind == "docx":
         meta, body = {}, _docx_to_markdown(path, data)
     elif kind == "html":
@@ -99,6 +145,55 @@ def read_document(path: Path, doc_id: str | None = None, *, max_mb: float = 50.0
     else:
         meta, body = {}, _decode(path, data)
     return _from_markdown(path, doc_id, digest, meta, body, plain=(kind == "text"))
+
+
+def _read_in_child(path: Path, doc_id: str | None, max_mb: float, max_pages: int, timeout: float,
+                   page_timeout: float | None) -> Document:
+    """``read_document`` in a fresh Python process with a wall-clock limit; its ``ReadError`` comes back as is."""
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    request = pickle.dumps((str(path), doc_id, max_mb, max_pages, page_timeout))
+    try:
+        proc = subprocess.run([sys.executable, "-c", "from ingestion.readers import _child_main; _child_main()"],
+                              input=request, capture_output=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:  # run() has killed the child
+        raise TooSlow(path, f"reading took longer than {timeout:g} s and was stopped (SOFIA_QA_READ_TIMEOUT); "
+                            "the PDF may be built to waste CPU") from None
+    try:
+        status, *value = pickle.loads(proc.stdout)
+    except Exception:
+        last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1][:200]
+        raise ReadError(path, f"the reader process failed (exit code {proc.returncode}: {last})") from None
+    if status == "ok":
+        return value[0]
+    kind, reason = value
+    cls = next((c for c in _read_errors() if c.kind == kind), ReadError)
+    raise cls(path, reason)
+
+
+def _read_errors() -> list[type[ReadError]]:
+    found, todo = [], [ReadError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def _child_main() -> None:
+    """The child's side: a pickled request on stdin, a pickled reply on stdout (anything a library prints
+    goes to stderr, so it cannot corrupt the reply)."""
+    out, sys.stdout = sys.stdout.buffer, sys.stderr
+    path, doc_id, max_mb, max_pages, page_timeout = pickle.loads(sys.stdin.buffer.read())
+    try:
+        reply = ("ok", read_document(Path(path), doc_id, max_mb=max_mb, max_pages=max_pages, timeout=None,
+                                     page_timeout=page_timeout))
+    except ReadError as exc:
+        reply = ("error", exc.kind, exc.reason)
+    except Exception as exc:  # a reader bug: reported like any unreadable file, with its type
+        reply = ("error", ReadError.kind, f"unexpected {type(exc).__name__}: {exc}")
+    out.write(pickle.dumps(reply))
+    out.flush()
 
 
 def _too_large(path: Path, size: int, max_mb: float) -> TooLarge:
@@ -393,7 +488,8 @@ def _check_zip(path: Path, data: bytes, max_ratio: int = 100, max_total: int = 5
 # --------------------------------------------------------------------------- PDF
 
 
-def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int) -> Document:
+def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int,
+              page_timeout: float | None = None) -> Document:
     import io
     import logging
 
@@ -433,7 +529,11 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int)
     bad_pages = 0
     for number in range(1, n_pages + 1):
         try:
-            raw = reader.pages[number - 1].extract_text() or ""
+            with _time_limit(page_timeout):
+                raw = reader.pages[number - 1].extract_text() or ""
+        except _PageTimeout:
+            raise TooSlow(path, f"page {number} took longer than {page_timeout:g} s to read and was stopped; "
+                                "the PDF may be built to waste CPU") from None
         except LimitReachedError as exc:  # a bomb: stop now, every other page may point at the same stream
             raise TooLarge(path, f"page {number} exceeds a PDF safety limit ({exc}); "
                                  "refusing a likely decompression bomb") from None

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from conftest import make_pdf
 from ingestion.config import Settings
-from ingestion.readers import (SUPPORTED, BadFrontMatter, CorruptFile, EmptyFile, ReadError, TooLarge,
-                               read_document)
+from ingestion.readers import (SUPPORTED, BadFrontMatter, CorruptFile, EmptyFile, EncryptedPDF, ReadError, TooLarge,
+                               TooSlow, read_document)
 
 WATCHDOG = 30.0  # seconds; a fixed reader takes well under 1 s for every input here, the old ones hung
 MB = 1024 * 1024
@@ -56,7 +56,9 @@ def watchdog(seconds: float, what: str):
 
 
 def check_read(path: Path, **limits):
-    """The property: a consistent ``Document``, or a ``ReadError`` whose message names the file."""
+    """The property: a consistent ``Document``, or a ``ReadError`` whose message names the file.
+    Read in this process (no child, no page alarm), so a hang shows here and memory is measured here."""
+    limits = {"timeout": None, "page_timeout": None, **limits}
     # a hang stops the run at once (no shrinking through 30 s examples); the input stays at ``path``
     with watchdog(WATCHDOG, f"reading {path} (the input is kept there)"):
         try:
@@ -505,6 +507,59 @@ def test_pdf_decompression_bomb(tmp_path):
     assert isinstance(err, TooLarge) and "bomb.pdf" in str(err) and "decompression bomb" in str(err), err
     assert peak < 400 * MB, f"peak {peak / MB:.0f} MB"
     assert seconds < 20, seconds  # was about 1.2 s per page: 58 s for 50 pages, an hour for 3000
+
+
+def cpu_wasting_pdf(form_kb: int = 1024, draws: int = 20) -> bytes:
+    """One page that draws one large form object ``draws`` times: small, but pypdf extracts the form's text
+    again for every draw (1 MB drawn 20 times: about 3 minutes here, read without a limit)."""
+    unit = b"BT /F1 9 Tf 10 10 Td (word) Tj ET\n"
+    form = unit * (form_kb * 1024 // len(unit))
+    content = b"/X0 Do\n" * draws
+    return raw_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [6 0 R] /Count 1 >>",
+                    b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+                    b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+                    b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+                    b"/Length %d >>\nstream\n" % len(form) + form + b"\nendstream",
+                    b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> "
+                    b"/XObject << /X0 5 0 R >> >> /Contents 4 0 R >>"])
+
+
+def test_pdf_built_to_waste_cpu_is_stopped(tmp_path, store, embedder):
+    """Read in a child process: a page over its time limit, or the whole file over ``SOFIA_QA_READ_TIMEOUT``,
+    stops the child; the file is skipped as too slow, named, and the other files are indexed."""
+    from ingestion.pipeline import ingest
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    path = write(docs, "waste.pdf", cpu_wasting_pdf())
+    assert path.stat().st_size < 2 * MB
+    for limits, says in (({"page_timeout": 2.0}, "page 1 took longer than 2 s"),
+                         ({"timeout": 4.0, "page_timeout": None}, "longer than 4 s")):
+        started = time.perf_counter()
+        with pytest.raises(TooSlow) as err:
+            read_document(path, **limits)
+        assert time.perf_counter() - started < 30  # unbounded: about 180 s
+        assert "waste.pdf" in str(err.value) and says in str(err.value), err.value
+    (docs / "good.md").write_text("# Bronze label\n\nA first Bronze label is valid for two years.\n")
+    report = ingest([docs], store=store, embedder=embedder, read_timeout=4.0, progress=False, log=lambda m: None)
+    assert [Path(f.path).name for f in report.failed] == ["waste.pdf"] and "too-slow" in report.failed[0].error
+    assert report.added == ["good.md"], report.summary()
+
+
+def test_a_pdf_read_in_the_child_process_is_the_same(samples, scratch):
+    """The child gives the same ``Document`` as reading here, and the same kind of error, naming the file."""
+    good = write(scratch, "ok.pdf", samples["pdf"])
+    assert read_document(good) == read_document(good, timeout=None)
+    broken = write(scratch, "broken.pdf", samples["pdf"][: len(samples["pdf"]) // 3])
+    here, there = check_read(broken), None
+    try:
+        read_document(broken)
+    except ReadError as exc:
+        there = exc
+    assert type(there) is type(here) and str(there) == str(here)
+    locked = make_pdf(scratch / "locked.pdf", ["secret text"], password="pw")
+    with pytest.raises(EncryptedPDF, match="locked.pdf"):
+        read_document(locked)
 
 
 # --------------------------------------------------------------------------- script stays text
