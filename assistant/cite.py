@@ -61,8 +61,8 @@ def strip_markers(sentence: str) -> str:
 
 def says_nothing(sentence: str) -> bool:
     """A sentence that only points at the passages ("This is stated in passage [2].") carries no answer."""
-    words = [w.lower() for w in _WORD.findall(strip_markers(sentence))]
-    return not words or all(w in _META_WORDS for w in words)
+    body = strip_markers(sentence)
+    return not re.search(r"\d", body) and all(w.lower() in _META_WORDS for w in _WORD.findall(body))
 
 
 def is_question(sentence: str) -> bool:

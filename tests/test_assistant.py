@@ -145,6 +145,7 @@ def test_citation_markers_in_brackets_and_in_words(sentence, cited, stripped):
     ("Това е посочено в пасаж 2.", True, False),
     ("До кога е валиден статутът на „ангажиран член“? [2]", False, True),
     ("Yes, an SME can join the cluster. [1]", False, False),
+    ("It is 80%. [2]", False, False),
     ("A first Bronze label is valid for two years.", False, False),
 ])
 def test_sentences_that_carry_no_answer_are_recognised(sentence, empty, question):
