@@ -71,6 +71,7 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     t_start = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out_dir = Path(out_dir)
     dataset_name = str(dataset) if not isinstance(dataset, list) else "(in memory)"
     questions = load_dataset(dataset, split) if not isinstance(dataset, list) else \
@@ -159,7 +160,7 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
             "retrieval_only": retrieval_only, "systems": list(built), "ours": OURS, "k": k,
             "embed_model": settings.embed_model, "index": str(settings.chroma_url or settings.db),
             "collection": settings.collection, "corpus": str(corpus_dir) if corpus_dir else None,
-            "ingest": ingest_summary, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "ingest": ingest_summary, "started": started,
             "setup_seconds": setup_seconds, "python": platform.python_version(),
             "notes": {"llamaindex-default": "fixed top-2, so its @3, @5 and @10 numbers see only two passages"},
             "fingerprint": fingerprint, "reused": len(done.keys() & {q.id for q in questions}),
