@@ -50,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ingestion.readers import READ_TIMEOUT
+
 from .types import Citation
 
 STRONG_Z = 3.2
@@ -489,7 +491,7 @@ def summarize(rows: list[AlignmentRow]) -> tuple[str, str]:
 
 
 def align_file(path: Path, retriever, embedder, *, max_mb: float = 50.0, max_pages: int = 3000,
-               read_timeout: float = 600.0) -> AlignmentReport:
+               read_timeout: float = READ_TIMEOUT) -> AlignmentReport:
     """A proposal file (PDF, DOCX, TXT, MD, HTML) -> report; raises ``ReadError`` for unreadable files
     (including files over the size or page limits, ``SOFIA_QA_MAX_FILE_MB`` / ``SOFIA_QA_MAX_PDF_PAGES``)."""
     from ingestion.readers import read_document

@@ -4,7 +4,8 @@ The model's own ``[n]`` markers are a hint, not trusted: each answer sentence is
 passage sentences by meaning (multilingual embeddings, so a Bulgarian answer finds its English
 passage) and by shared numbers. A sentence whose numbers do not all appear in its cited passage,
 or that no passage supports, is removed; so is a sentence that only points at a passage ("This is stated
-in passage [2].") or restates the question. Citations the model writes in words ("(Passage 1)") count as markers. All functions here except ``assign_citations`` are pure.
+in passage [2].") or restates the question. Citations the model writes in words ("(Passage 1)") count as
+markers. All functions here except ``assign_citations`` are pure.
 """
 
 from __future__ import annotations

@@ -41,6 +41,9 @@ class ReadError(Exception):
         self.reason = reason
         super().__init__(f"{path}: {reason}")
 
+    def __reduce__(self):  # pickled as (path, reason), so the PDF reader's child process can send it back
+        return type(self), (self.path, self.reason)
+
 
 class UnsupportedFile(ReadError):
     kind = "unsupported"
@@ -75,29 +78,6 @@ class TooSlow(ReadError):
 # seconds (an ordinary page takes well under one) and is killed after READ_TIMEOUT seconds in all.
 READ_TIMEOUT = 600.0
 PAGE_TIMEOUT = 20.0
-
-
-class _PageTimeout(BaseException):
-    """Raised by the alarm inside pypdf; a BaseException, so pypdf's own ``except Exception`` cannot eat it."""
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float | None):
-    """Raise ``_PageTimeout`` inside the block after ``seconds`` (a signal: main thread only, else no limit)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise _PageTimeout
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 class BadFrontMatter(ReadError):
@@ -160,38 +140,27 @@ def _read_in_child(path: Path, doc_id: str | None, max_mb: float, max_pages: int
         raise TooSlow(path, f"reading took longer than {timeout:g} s and was stopped (SOFIA_QA_READ_TIMEOUT); "
                             "the PDF may be built to waste CPU") from None
     try:
-        status, *value = pickle.loads(proc.stdout)
+        result = pickle.loads(proc.stdout)
     except Exception:
         last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1][:200]
         raise ReadError(path, f"the reader process failed (exit code {proc.returncode}: {last})") from None
-    if status == "ok":
-        return value[0]
-    kind, reason = value
-    cls = next((c for c in _read_errors() if c.kind == kind), ReadError)
-    raise cls(path, reason)
-
-
-def _read_errors() -> list[type[ReadError]]:
-    found, todo = [], [ReadError]
-    while todo:
-        cls = todo.pop()
-        found.append(cls)
-        todo.extend(cls.__subclasses__())
-    return found
+    if isinstance(result, ReadError):
+        raise result
+    return result
 
 
 def _child_main() -> None:
-    """The child's side: a pickled request on stdin, a pickled reply on stdout (anything a library prints
-    goes to stderr, so it cannot corrupt the reply)."""
+    """The child's side: a pickled request on stdin, the pickled ``Document`` or ``ReadError`` on stdout
+    (anything a library prints goes to stderr, so it cannot corrupt the reply)."""
     out, sys.stdout = sys.stdout.buffer, sys.stderr
     path, doc_id, max_mb, max_pages, page_timeout = pickle.loads(sys.stdin.buffer.read())
     try:
-        reply = ("ok", read_document(Path(path), doc_id, max_mb=max_mb, max_pages=max_pages, timeout=None,
-                                     page_timeout=page_timeout))
+        reply = read_document(Path(path), doc_id, max_mb=max_mb, max_pages=max_pages, timeout=None,
+                              page_timeout=page_timeout)
     except ReadError as exc:
-        reply = ("error", exc.kind, exc.reason)
+        reply = exc
     except Exception as exc:  # a reader bug: reported like any unreadable file, with its type
-        reply = ("error", ReadError.kind, f"unexpected {type(exc).__name__}: {exc}")
+        reply = ReadError(path, f"unexpected {type(exc).__name__}: {exc}")
     out.write(pickle.dumps(reply))
     out.flush()
 
@@ -486,6 +455,30 @@ def _check_zip(path: Path, data: bytes, max_ratio: int = 100, max_total: int = 5
 
 
 # --------------------------------------------------------------------------- PDF
+
+
+class _PageTimeout(BaseException):
+    """Raised by the alarm inside pypdf; a BaseException, so pypdf's own ``except Exception`` cannot eat it."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """Raise ``_PageTimeout`` inside the block after ``seconds`` (a signal: main thread only, else no limit)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _PageTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
 
 
 def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int,
