@@ -4,7 +4,8 @@ The model's own ``[n]`` markers are a hint, not trusted: each answer sentence is
 passage sentences by meaning (multilingual embeddings, so a Bulgarian answer finds its English
 passage) and by shared numbers. A sentence whose numbers do not all appear in its cited passage,
 or that no passage supports, is removed; so is a sentence that only points at a passage ("This is stated
-in passage [2].") or restates the question. Citations the model writes in words ("(Passage 1)") count as
+in passage [2].") or restates the question, and a sentence that leans on a removed one ("This fee is paid
+by ...") goes with it. Citations the model writes in words ("(Passage 1)") count as
 markers. All functions here except ``assign_citations`` are pure.
 """
 
@@ -28,6 +29,12 @@ _META_WORDS = frozenset("""this that these it its is are was were be been stated
     information answer fact facts passage passages text document documents source sources according which
     това тази този е са се посочено посочена споменато споменава описано описана дадено в във на от пасаж пасажа
     пасажи откъс откъса текста документа документите източника информацията според""".split())
+# "This requirement is stated in the passage.": a pointer whatever noun it points with
+_POINTER = re.compile(r"^(?:this|that|these|the|it|its)\b(?:\s+[^\W\d_]+){0,3}\s+(?:is|are|was|were)\s+"
+                      r"(?:stated|mentioned|described|given|shown|found|written|listed|noted|set out)\s+"
+                      r"(?:in|by|from)\s+(?:the\s+)?(?:passages?|documents?|text|sources?)\W*$", re.IGNORECASE)
+# a sentence that opens with one of these leans on the sentence before it ("This fee is paid by ...")
+_ANAPHORA = frozenset("this that these those it its they their such това тази този тези той тя те".split())
 _SENT_END = re.compile(r"(?<=[.!?…])[\"'»”)]*\s+(?=[\"'«“(]*[A-ZА-Я0-9])")
 _NUM = re.compile(r"\d[\d\s.,]*\d|\d")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -63,7 +70,15 @@ def strip_markers(sentence: str) -> str:
 def says_nothing(sentence: str) -> bool:
     """A sentence that only points at the passages ("This is stated in passage [2].") carries no answer."""
     body = strip_markers(sentence)
-    return not re.search(r"\d", body) and all(w.lower() in _META_WORDS for w in _WORD.findall(body))
+    if re.search(r"\d", body):
+        return False
+    return all(w.lower() in _META_WORDS for w in _WORD.findall(body)) or bool(_POINTER.match(body))
+
+
+def leans_back(sentence: str) -> bool:
+    """Does the sentence open with a word that refers to the sentence before it ("This fee ...", "It ...")?"""
+    words = _WORD.findall(strip_markers(sentence)[:40])
+    return bool(words) and words[0].lower() in _ANAPHORA
 
 
 def is_question(sentence: str) -> bool:
@@ -121,6 +136,7 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
     a_vec, s_vec = vecs[: len(sentences)], vecs[len(sentences):]
     sims = a_vec @ s_vec.T  # answer sentence x passage sentence
     checks: list[SentenceCheck] = []
+    claim_removed = False  # the previous sentence was removed for a number or name no passage has
     for i, sent in enumerate(sentences):
         best_for = {}
         for j, (n, _) in enumerate(p_sents):
@@ -158,6 +174,13 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
                                      + [question])
             if names:
                 check.problem = f"names not in the cited passage: {', '.join(sorted(names))}"
+        # "EUCLES charges EUR 100,000 [3]. This fee is paid by the clusters." loses its subject with the first
+        # sentence; the second alone would state something nobody said
+        if not check.problem and claim_removed and leans_back(sent):
+            check.problem = "it refers back to a removed sentence"
+        # only an invented number or name counts: "Yes, it qualifies." can fall below the support bar while
+        # the "It ..." after it speaks of the question's subject (measured on the dev drafts)
+        claim_removed = check.problem.startswith(("numbers not", "names not", "it refers back"))
         checks.append(check)
     kept = [c for c in checks if not c.problem]
     sentences_index = {c.sentence: i for i, c in enumerate(checks)}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from assistant.answer import Assistant
-from assistant.cite import (assign_citations, is_question, markers, normalise_number, says_nothing, split_sentences,
-                             strip_markers)
+from assistant.cite import (assign_citations, is_question, leans_back, markers, normalise_number, says_nothing,
+                             split_sentences, strip_markers)
 from assistant.llm import OpenAICompatLLM
 from assistant.retrieve import detect_language
 from conftest import free_port, run_cli
@@ -142,6 +142,9 @@ def test_citation_markers_in_brackets_and_in_words(sentence, cited, stripped):
 @pytest.mark.parametrize("sentence, empty, question", [
     ("This is stated in passage [2].", True, False),
     ("This figure is stated in passage. [1]", True, False),
+    ("This requirement is stated in the passage [3].", True, False),
+    ("The membership fee is given in the documents.", True, False),
+    ("The fee is set by the General Assembly [2].", False, False),
     ("Това е посочено в пасаж 2.", True, False),
     ("До кога е валиден статутът на „ангажиран член“? [2]", False, True),
     ("Yes, an SME can join the cluster. [1]", False, False),
@@ -151,6 +154,27 @@ def test_citation_markers_in_brackets_and_in_words(sentence, cited, stripped):
 def test_sentences_that_carry_no_answer_are_recognised(sentence, empty, question):
     assert says_nothing(sentence) is empty
     assert is_question(sentence) is question
+
+
+@pytest.mark.parametrize("sentence, leans", [
+    ("This fee is paid by the cluster organisations themselves.", True),
+    ("It ran for 24 months. [1]", True),
+    ("Тази такса се плаща от членовете.", True),
+    ("The fee is paid by the members.", False),
+    ("Itineraries are published yearly.", False),
+])
+def test_sentences_that_lean_on_the_one_before(sentence, leans):
+    assert leans_back(sentence) is leans
+
+
+def test_a_sentence_leaning_on_a_removed_claim_goes_with_it(assistant):
+    q = "What does a first-time Gold label assessment cost?"
+    passages = assistant.retriever.retrieve(q)
+    draft = ("EUCLES charges a membership fee of EUR 100,000 per year [1]. This fee is paid by the clusters themselves [1]. "
+             "A first-time Gold assessment costs EUR 8,250 excluding VAT [1].")
+    text, cites, checks = assign_citations(draft, passages, q, assistant.embedder.embed_passages)
+    assert "100000" in checks[0].problem and checks[1].problem == "it refers back to a removed sentence", checks
+    assert checks[2].problem == "" and text.startswith("A first-time Gold assessment costs EUR 8,250"), text
 
 
 def test_citation_check_drops_pointer_sentences_and_keeps_word_citations(assistant):
