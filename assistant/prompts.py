@@ -28,6 +28,13 @@ STRICT = (
     "If they do, reply with the answer."
 )
 
+# A second yes/no question over the same passages (cheap: they are already read). Only the probabilities of the
+# first reply token count, never the model's word. An optional gate signal (see gate.py).
+FOUND = (
+    "Instruction: does any passage above state the specific information the question asks for? "
+    "Reply only FOUND or NOT_FOUND."
+)
+
 REWRITE = (
     "Rewrite the user's last question as one stand-alone question that can be understood without the conversation. "
     "Keep the language of the last question ({language}). Reply with the question only."

@@ -1,10 +1,11 @@
 """Fit the answer-or-refuse gate on the DEVELOPMENT split of the gold set (never the test split).
 
-    python -m evals.tune_gate [--dataset FILE] [--limit N] [--min-refusal 0.85] [--cache FILE]
+    python -m evals.tune_gate [--dataset FILE] [--limit N] [--min-refusal 0.85] [--cache FILE] [--features A,B]
 
 Each development question is answered once with the gate disabled; its signals and whether the raw
 draft was correct (every key fact present; for unanswerable questions: any answer is wrong) are kept.
-A logistic regression over ``assistant.gate.FEATURES`` predicts "this draft is a correct answer"; the
+A logistic regression over the chosen signals (``--features``, from ``assistant.gate.FEATURES``; a cached
+question that lacks one is asked again) predicts "this draft is a correct answer"; the
 threshold is the one that answers the most questions correctly while refusing at least
 ``--min-refusal`` of the unanswerable ones (a draft that declines in words counts as a refusal), checked by leave-one-out. The result goes to
 ``assistant/gate.json``.
@@ -27,8 +28,11 @@ from .datasets import load_dataset
 from .metrics import key_fact_recall
 from .runner import CORRECT_KFR, DEFAULT_DATASET
 
+# chosen on the development split by leave-one-out (README, "The answer-or-refuse gate")
+DEFAULT_FEATURES = ("p_not_found", "min_logprob", "top_dense")
 
-def collect(dataset: Path, limit: int | None, cache: Path) -> list[dict]:
+
+def collect(dataset: Path, limit: int | None, cache: Path, features: tuple[str, ...] = FEATURES) -> list[dict]:
     from tqdm import tqdm
 
     from assistant.answer import Assistant
@@ -37,9 +41,12 @@ def collect(dataset: Path, limit: int | None, cache: Path) -> list[dict]:
     questions = load_dataset(dataset, split="dev")
     random.Random(0).shuffle(questions)  # a partial run still mixes answerable and unanswerable questions
     questions = questions[:limit]
-    missing = [q for q in questions if q.id not in rows]
+    # a row cached before a signal existed is asked again (the newest row of an id wins when the cache is read)
+    missing = [q for q in questions if q.id not in rows or any(f not in rows[q.id]["signals"] for f in features)]
     if missing:  # load the model only when there is something to ask
-        bot = Assistant(gate=Gate(weights={}, bias=50.0, threshold=0.0, trained_on="open: collecting signals"))
+        # an open gate that still asks for every signal: weight 0 on each, so all are computed and all pass
+        bot = Assistant(gate=Gate(weights={f: 0.0 for f in features}, bias=50.0, threshold=0.0,
+                                  trained_on="open: collecting signals"))
     with cache.open("a") as out:
         for q in tqdm(missing, desc="dev questions", file=sys.stderr):
             a = bot.ask(q.question)
@@ -82,10 +89,10 @@ def outcome(scores, rows, threshold) -> dict:
             "refusal_accuracy": unans_refused / max(unans, 1)}
 
 
-def fit(rows: list[dict], min_refusal: float) -> tuple[Gate, dict]:
+def fit(rows: list[dict], min_refusal: float, features: tuple[str, ...] = FEATURES) -> tuple[Gate, dict]:
     from sklearn.linear_model import LogisticRegression
 
-    X = np.array([[r["signals"].get(f, 0.0) for f in FEATURES] for r in rows])
+    X = np.array([[r["signals"][f] for f in features] for r in rows])
     y = np.array([1 if r["final_ok"] else 0 for r in rows])
     model = LogisticRegression(C=1.0).fit(X, y)
     # leave-one-out scores: the threshold is chosen on predictions the model did not train on
@@ -103,7 +110,7 @@ def fit(rows: list[dict], min_refusal: float) -> tuple[Gate, dict]:
         if best is None or key > best[0]:
             best = (key, float(t), o)
     _, threshold, o = best
-    gate = Gate(weights={f: float(w) for f, w in zip(FEATURES, model.coef_[0])}, bias=float(model.intercept_[0]),
+    gate = Gate(weights={f: float(w) for f, w in zip(features, model.coef_[0])}, bias=float(model.intercept_[0]),
                 threshold=round(threshold, 3),
                 trained_on=f"dev split, {len(rows)} questions, leave-one-out threshold (min refusal {min_refusal})")
     return gate, o
@@ -117,11 +124,17 @@ def main() -> int:
     # and the leave-one-out search then refuses nearly everything (measured: 6% answered correctly)
     ap.add_argument("--min-refusal", type=float, default=0.85)
     ap.add_argument("--cache", type=Path, default=Path("reports/gate-dev-signals.jsonl"))
+    ap.add_argument("--features", default=",".join(DEFAULT_FEATURES),
+                    help=f"signals the gate combines, from {', '.join(FEATURES)}")
     ap.add_argument("--dry-run", action="store_true", help="print the fit, do not write gate.json")
     args = ap.parse_args()
     args.cache.parent.mkdir(parents=True, exist_ok=True)
-    rows = collect(args.dataset, args.limit, args.cache)
-    gate, o = fit(rows, args.min_refusal)
+    features = tuple(f.strip() for f in args.features.split(",") if f.strip())
+    unknown = [f for f in features if f not in FEATURES]
+    if unknown:
+        ap.error(f"--features: unknown signal(s) {', '.join(unknown)}; choose from {', '.join(FEATURES)}")
+    rows = collect(args.dataset, args.limit, args.cache, features)
+    gate, o = fit(rows, args.min_refusal, features)
     print(json.dumps({"gate": gate.__dict__, "leave_one_out": o,
                       "always_answer": outcome([1.0] * len(rows), rows, 0.5)}, indent=2))
     if not args.dry_run:

@@ -231,3 +231,23 @@ def test_ref_of_merged_passage_covers_every_chunk_page():
     assert M.Ref.of(passage).page_end == 1  # the passage alone only knows its first chunk
     r = M.Ref.of(passage, {"s::a": (1, 1), "s::b": (2, 2)})
     assert (r.page_start, r.page_end) == (1, 2) and M.source_matches(GoldSource("s.pdf", page=2), r)
+
+
+def test_gate_fit_uses_only_the_chosen_signals_and_keeps_the_refusal_floor():
+    """tune_gate.fit on rows where found_nf separates right from wrong drafts: the fitted gate reads only the
+    signals asked for, weighs found_nf against answering, and its leave-one-out threshold refuses enough."""
+    import random
+
+    from evals.tune_gate import fit, outcome
+
+    rng = random.Random(1)
+    rows = []
+    for i in range(60):
+        answerable, right = i % 3 != 0, i % 3 == 1
+        nf = rng.uniform(0.0, 0.4) if right else rng.uniform(0.5, 1.0)
+        rows.append({"id": str(i), "answerable": answerable, "draft": "An answer [1].", "final_ok": right,
+                     "signals": {"p_not_found": rng.random(), "min_logprob": -rng.random(), "found_nf": nf}})
+    gate, o = fit(rows, min_refusal=0.85, features=("p_not_found", "found_nf"))
+    assert set(gate.weights) == {"p_not_found", "found_nf"} and gate.weights["found_nf"] < 0
+    assert o["refusal_accuracy"] >= 0.85 and o["answered_correctly"] > 0.25
+    assert outcome([1.0] * len(rows), rows, 0.5)["refusal_accuracy"] == 0.0  # an open gate refuses nothing
