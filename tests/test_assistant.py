@@ -67,6 +67,16 @@ def test_filters_restrict_passages(assistant):
     assert b and all(p.doc_id == "cskc-membership.md" for p in b)
 
 
+def test_a_bulgarian_question_gets_at_most_one_glossary_passage(assistant):
+    """The glossary shares every Bulgarian word with a Bulgarian question; it must not fill the prompt."""
+    passages = assistant.retriever.retrieve("Вписва ли се проект за облачни услуги в подприоритетите за ИКТ на София?")
+    glossary = [p for p in passages if "glossary" in p.doc_id]
+    assert len(glossary) <= 1 and len(passages) == assistant.settings.top_k, [p.doc_id for p in passages]
+    # filtered to the glossary alone, all of it stays available
+    only = assistant.retriever.retrieve("клъстер", filters={"docs": ["glossary-bg-en.md"]})
+    assert len(only) > 1 and all(p.doc_id == "glossary-bg-en.md" for p in only)
+
+
 def test_invented_numbers_are_removed_by_the_citation_check(assistant):
     passages = assistant.retriever.retrieve("What does a first-time Gold label assessment cost?")
     draft = ("A first-time Gold assessment costs EUR 8,250 excluding VAT [1]. "
