@@ -22,6 +22,7 @@ def register(subparsers, common) -> None:
     p.add_argument("--limit", type=int, help="at most N questions, spread evenly over the dataset")
     p.add_argument("--retrieval-only", action="store_true", help="score retrieval only (no language model)")
     p.add_argument("--split", choices=("dev", "test", "all"), default=None, help="default: test")
+    p.add_argument("--lang", choices=("en", "bg"), help="only the questions in this language")
     p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="the fast subset defined in evals/thresholds.toml")
     p.add_argument("--check", action="store_true", help="exit 1 when a metric is below evals/thresholds.toml")
@@ -55,7 +56,8 @@ def cmd_eval(args) -> int:
                       retrieval_only=retrieval_only, split=split or "test",
                       systems=[s.strip() for s in args.systems.split(",") if s.strip()],
                       settings=settings, progress=args.progress or sys.stderr.isatty(), resume=args.resume,
-                      budget_seconds=None if args.budget_minutes is None else args.budget_minutes * 60)
+                      budget_seconds=None if args.budget_minutes is None else args.budget_minutes * 60,
+                      lang=args.lang)
     failures = gate_failures(result, thresholds.get("gate", {})) if args.check else []
     if args.json:
         print(json.dumps({"meta": result["meta"], "summary": result["summary"], "gate_failures": failures},

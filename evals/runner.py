@@ -50,7 +50,7 @@ def pick(questions: list[GoldQuestion], limit: int | None) -> list[GoldQuestion]
 def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None = None,
              retrieval_only: bool = False, split: str | None = None, systems=SYSTEMS, *, settings=None,
              k: int = max(KS), progress: bool = True, write: bool = True, log=None, assistant=None,
-             resume: bool = False, budget_seconds: float | None = None) -> dict:
+             resume: bool = False, budget_seconds: float | None = None, lang: str | None = None) -> dict:
     """Evaluate; returns the report dict (and writes report.json/.md/.html into ``out_dir``).
 
     ``assistant``: an already loaded ``Assistant`` to reuse (e.g. the app's, so the model is not loaded
@@ -76,9 +76,12 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
     dataset_name = str(dataset) if not isinstance(dataset, list) else "(in memory)"
     questions = load_dataset(dataset, split) if not isinstance(dataset, list) else \
         [q for q in dataset if not split or split == "all" or not q.split or q.split == split]
+    if lang:  # one language only, e.g. the Bulgarian questions after a change that touches only them
+        questions = [q for q in questions if q.lang == lang]
     questions = pick(questions, limit)
     if not questions:
-        raise ValueError(f"no questions in {dataset_name} for split {split or 'all'!r}")
+        raise ValueError(f"no questions in {dataset_name} for split {split or 'all'!r}"
+                         + (f" and language {lang!r}" if lang else ""))
 
     settings = settings or Settings.from_env()
     ingest_summary = None
@@ -156,7 +159,8 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
     result = {
         "meta": {
             "dataset": dataset_name, "questions": len(questions), "limit": limit,
-            "split": (split or "all") + ("" if any(q.split for q in questions) else " (the dataset has no splits)"),
+            "split": (split or "all") + ("" if any(q.split for q in questions) else " (the dataset has no splits)")
+            + (f", {lang} questions only" if lang else ""),
             "retrieval_only": retrieval_only, "systems": list(built), "ours": OURS, "k": k,
             "embed_model": settings.embed_model, "index": str(settings.chroma_url or settings.db),
             "collection": settings.collection, "corpus": str(corpus_dir) if corpus_dir else None,

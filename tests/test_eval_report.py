@@ -173,6 +173,12 @@ def test_a_run_can_be_done_in_parts_and_resumed(tmp_path, embedder):
     full = run_eval(gold, settings=other, resume=True, **kw)
     assert full["meta"]["reused"] == 0 and len(full["questions"]) == 4
 
+    # one language only (--lang): the report says so
+    bg = run_eval(gold, settings=settings, lang="bg", **{**kw, "out_dir": tmp_path / "bg"})
+    assert [q["lang"] for q in bg["questions"]] == ["bg"] and "bg questions only" in bg["meta"]["split"]
+    with pytest.raises(ValueError, match="language 'de'"):
+        run_eval(gold, settings=settings, lang="de", **{**kw, "out_dir": tmp_path / "de"})
+
 
 # --------------------------------------------------------------------------- answers without a model
 
