@@ -98,10 +98,24 @@ def numbers(text: str) -> set[str]:
     return {normalise_number(m.group(0)) for m in _NUM.finditer(_MARK.sub(" ", text))} - {""}
 
 
+# small numbers a passage may spell out ("five priority areas") while the answer writes digits ("5 areas")
+NUMBER_WORDS = {
+    "1": ("one", "един", "една", "едно"), "2": ("two", "два", "две"), "3": ("three", "три"),
+    "4": ("four", "четири"), "5": ("five", "пет"), "6": ("six", "шест"), "7": ("seven", "седем"),
+    "8": ("eight", "осем"), "9": ("nine", "девет"), "10": ("ten", "десет"), "11": ("eleven", "единадесет"),
+    "12": ("twelve", "дванадесет"), "15": ("fifteen", "петнадесет"), "20": ("twenty", "двадесет"),
+}
+
+
+def _spelled_out(n: str, sources: Sequence[str]) -> bool:
+    words = NUMBER_WORDS.get(n, ())
+    return any(re.search(rf"(?<!\w){w}(?!\w)", s, re.IGNORECASE) for w in words for s in sources)
+
+
 def ungrounded_numbers(sentence: str, sources: Sequence[str]) -> set[str]:
     have = set().union(*(numbers(s) for s in sources)) if sources else set()
     joined = " ".join(normalise_number(s) for s in sources)
-    return {n for n in numbers(sentence) if n not in have and n not in joined}
+    return {n for n in numbers(sentence) if n not in have and n not in joined and not _spelled_out(n, sources)}
 
 
 def ungrounded_names(sentence: str, sources: Sequence[str]) -> set[str]:

@@ -179,6 +179,16 @@ def test_sentences_that_carry_no_answer_are_recognised(sentence, empty, question
     assert is_question(sentence) is question
 
 
+def test_a_number_the_passage_spells_out_is_grounded():
+    from assistant.cite import ungrounded_numbers
+
+    passage = "The ISSS 2021-2027 names five thematic priority areas; a cluster needs седем members."
+    assert ungrounded_numbers("The ISSS has 5 priority areas.", [passage]) == set()
+    assert ungrounded_numbers("A cluster needs 7 members.", [passage]) == set()
+    assert ungrounded_numbers("The ISSS has 6 priority areas.", [passage]) == {"6"}
+    assert ungrounded_numbers("It has 5 areas.", ["It has fivefold growth."]) == {"5"}  # whole words only
+
+
 @pytest.mark.parametrize("sentence, leans", [
     ("This fee is paid by the cluster organisations themselves.", True),
     ("It ran for 24 months. [1]", True),
