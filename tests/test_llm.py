@@ -411,7 +411,8 @@ def test_openai_compat_retries_a_server_that_drops_connections(fault_server):
     server = fault_server(lambda conn, stop: None)  # reads the request, closes without a word
     remote = L.OpenAICompatLLM(server.url, timeout=5, retries=2)
     t0 = time.perf_counter()
-    with pytest.raises(L.ModelError, match=r"is unreachable after 3 attempts: RemoteProtocolError"):
+    # a close with unread bytes in the socket is a reset (ReadError) on a busy machine, a clean close otherwise
+    with pytest.raises(L.ModelError, match=r"is unreachable after 3 attempts: (RemoteProtocolError|ReadError)"):
         remote.chat([{"role": "user", "content": "hi"}])
     assert server.accepted == 3 and time.perf_counter() - t0 < 4
 
