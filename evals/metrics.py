@@ -302,6 +302,16 @@ def _sentence_start(text: str, pos: int) -> bool:
     return not before.strip() or _SENTENCE_END.search(before) is not None
 
 
+# Small numbers a passage may spell out (en, bg). The metric keeps its own table on purpose: it must not
+# import the system's citation check, which it is there to measure.
+SPELLED = {
+    "1": ("one", "един", "една", "едно"), "2": ("two", "два", "две"), "3": ("three", "три"),
+    "4": ("four", "четири"), "5": ("five", "пет"), "6": ("six", "шест"), "7": ("seven", "седем"),
+    "8": ("eight", "осем"), "9": ("nine", "девет"), "10": ("ten", "десет"), "11": ("eleven", "единадесет"),
+    "12": ("twelve", "дванадесет"), "15": ("fifteen", "петнадесет"), "20": ("twenty", "двадесет"),
+}
+
+
 def _claim_found(kind: str, item: str, norm_sources: str) -> bool:
     if kind == "name":  # a possessive is the name itself: "OPIC's budget" is grounded by "OPIC"
         words = [re.sub(r"'s$", "", w.casefold()) for w in _WORD.findall(item.replace("\u2019", "'"))]
@@ -311,7 +321,9 @@ def _claim_found(kind: str, item: str, norm_sources: str) -> bool:
             return True
         parts = re.findall(r"\d+|[^\W\d_]+", item)  # every component (day, month, year) is there
         return all(_contains(norm_sources, p.lstrip("0") or p) for p in parts)
-    return _contains(norm_sources, item)
+    # "5 members" is grounded by a passage that says "five members"
+    return _contains(norm_sources, item) or any(
+        re.search(rf"(?<!\w){w}(?!\w)", norm_sources) for w in SPELLED.get(item, ()))
 
 
 def grounding(answer: str, cited_texts: Sequence[str]) -> tuple[float | None, list[str]]:

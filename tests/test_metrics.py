@@ -124,6 +124,15 @@ def test_grounding_numbers_dates_names():
     assert M.grounding("The fee of Plovdiv's cluster is 8250 BGN.", sources)[1] == ["Plovdiv's"]
 
 
+def test_grounding_accepts_a_number_the_passage_spells_out():
+    sources = ["An initial-stage cluster needs at least seven members; the board has five seats."]
+    assert M.grounding("It needs at least 7 members and the board has 5 seats [1].", sources) == (1.0, [])
+    assert M.grounding("The board has 6 seats [1].", sources) == (0.0, ["6"])
+    # a spelled-out word inside a longer word is not the number ("seventeen" is not "seven")
+    assert M.grounding("It has 7 seats.", ["It has seventeen seats."]) == (0.0, ["7"])
+    assert M.grounding("Клъстерът има 7 членове.", ["Клъстерът има седем членове."]) == (1.0, [])
+
+
 def test_claims_skip_sentence_initial_words_but_keep_acronyms():
     items = M.claims("The strategy is new. CSKC has 12 members. Members meet in Sofia Tech Park.")
     names = [t for k, t in items if k == "name"]
