@@ -27,9 +27,9 @@ from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
 
 from assistant.llm import ModelError
-from assistant.types import Answer
+from assistant.types import Answer, Retrieved
 from assistant.ui_render import (CSS, alignment_html, answer_html, answer_text_html, docs_html, esc,
-                                 status_html)
+                                 reading_html, status_html)
 from ingestion.config import PROJECT_ROOT, Settings
 from ingestion.readers import SUPPORTED, ReadError, read_document
 from ingestion.store import StoreError
@@ -148,13 +148,19 @@ class SofiaApp:
         filters = {k: v for k, v in (("doc_type", list(doc_types or [])), ("docs", list(docs or []))) if v} or None
         text = ""
         answer: Answer | None = None
+        passages: list = []
         try:
             for item in self.assistant.ask_stream(question, history or [], filters):
                 if isinstance(item, Answer):
                     answer = item
+                elif isinstance(item, Retrieved):  # the sources, shown while the model reads them
+                    passages = item.passages
+                    messages[-1] = {"role": "assistant", "content": reading_html(passages)}
+                    yield messages, "", history
                 else:
                     text += item
-                    messages[-1] = {"role": "assistant", "content": answer_text_html(text) + " ▍"}
+                    messages[-1] = {"role": "assistant", "content": reading_html(passages, text) if passages
+                                    else answer_text_html(text) + " ▍"}
                     yield messages, "", history
         except StoreError as exc:  # the index is unreachable: say so plainly; the next question may work
             messages[-1] = {"role": "assistant", "content": f'<div class="sqa-notice">{esc(store_problem(exc))} '

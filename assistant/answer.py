@@ -1,8 +1,8 @@
 """Question -> grounded ``Answer``: retrieve, generate (streaming), gate, cite.
 
 One ``Assistant`` per process: it holds the embedder, the store, the retriever and the model,
-each loaded once. ``ask_stream`` yields text pieces and finally the checked ``Answer``; ``ask``
-returns only the ``Answer``.
+each loaded once. ``ask_stream`` yields ``Retrieved`` (the passages, before the model reads them), text
+pieces, and finally the checked ``Answer``; ``ask`` returns only the ``Answer``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .cite import assign_citations
 from .gate import Gate
 from .llm import ModelError, load_llm
 from .retrieve import Retriever, detect_language
-from .types import Answer, Citation, Passage
+from .types import Answer, Citation, Passage, Retrieved
 
 
 class Assistant:
@@ -56,7 +56,7 @@ class Assistant:
         return answer
 
     def ask_stream(self, question: str, history: Sequence | None = None, filters: dict | None = None,
-                   k: int | None = None) -> Iterator[str | Answer]:
+                   k: int | None = None) -> Iterator[Retrieved | str | Answer]:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         question = " ".join((question or "").split())
@@ -91,6 +91,7 @@ class Assistant:
                          notice=(notice + " The index is empty or nothing matched the filters.").strip(), **base)
             return
 
+        yield Retrieved(list(passages))
         lang_name = prompts.LANGUAGE_NAMES.get(language, "English")
         pieces: list[str] = []
         try:

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ingestion.config import Settings
+from .types import Retrieved
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -135,6 +136,12 @@ def _print_answer(answer, as_json: bool, streamed: bool = False) -> None:
             print(f"- {p.label()}: {p.text[:200]}")
 
 
+def _print_reading(passages) -> None:
+    """The passages the model is about to read, on stderr (stdout keeps only the answer and its sources)."""
+    names = "; ".join(f"[{p.n}] {p.label()}" for p in passages)
+    print(f"(reading {len(passages)} passage{'s' if len(passages) != 1 else ''}: {names})", file=sys.stderr, flush=True)
+
+
 def cmd_ask(args) -> int:
     assistant = _assistant(args)
     if args.json:
@@ -142,7 +149,9 @@ def cmd_ask(args) -> int:
         return 0
     answer = None
     for item in assistant.ask_stream(args.question, filters=_filters(args), k=args.k):
-        if isinstance(item, str):
+        if isinstance(item, Retrieved):
+            _print_reading(item.passages)
+        elif isinstance(item, str):
             print(item, end="", flush=True)
         else:
             answer = item
@@ -167,7 +176,9 @@ def cmd_chat(args) -> int:
         print("sofia-qa> ", end="", flush=True)
         try:
             for item in assistant.ask_stream(question, history=history, filters=_filters(args), k=args.k):
-                if isinstance(item, str):
+                if isinstance(item, Retrieved):
+                    _print_reading(item.passages)
+                elif isinstance(item, str):
                     print(item, end="", flush=True)
                 else:
                     answer = item

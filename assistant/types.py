@@ -50,6 +50,14 @@ class Citation:
 
 
 @dataclass
+class Retrieved:
+    """Streamed by ``Assistant.ask_stream`` as soon as the passages are found, before the model reads them
+    (reading takes most of an answer's time on a laptop CPU), so a user sees the sources at once."""
+
+    passages: list[Passage]
+
+
+@dataclass
 class Answer:
     question: str
     text: str

@@ -153,6 +153,16 @@ def answer_text_html(text: str) -> str:
     return out.replace("\n", "<br>")
 
 
+def reading_html(passages: Sequence[Passage], text: str = "") -> str:
+    """The message while the model reads and writes: the answer so far (or a note that it is coming) over the
+    passages it is reading, so the sources are on screen from the first second."""
+    head = (f'<div class="sqa-text">{answer_text_html(text)} ▍</div>' if text else
+            f'<div class="sqa-text sqa-muted"><em>Found {len(passages)} passage{"s" if len(passages) != 1 else ""}; '
+            f'the model is reading them, and the written answer with its citations follows.</em></div>')
+    return (f'<div class="sqa-answer sqa-reading">{head}'
+            + passage_cards(passages, title="Reading these passages", limit=len(passages)) + "</div>")
+
+
 def answer_html(answer: Answer) -> str:
     """One assistant message: text, notice, citation cards (or the closest passages), timings.
     Written without blank lines so that a Markdown renderer passes it through as one HTML block."""

@@ -117,8 +117,12 @@ def test_question_streams_an_answer_with_citation_cards(client):
         assert "Sources" in html and "<mark>" in html
         assert "smart" in html.lower()  # the answer names sub-priorities ("smart energy systems", ...)
     assert "<script" not in html.lower()
-    # the answer was streamed: gradio kept more than the final update
-    assert len(job.outputs()) >= 2
+    # the answer was streamed: gradio kept more than the final update, and the passages being read were
+    # on screen before the written answer
+    outputs = job.outputs()
+    assert len(outputs) >= 2
+    reading = [last_message(o[0]) for o in outputs[:-1] if "sqa-reading" in last_message(o[0])]
+    assert reading and "Reading these passages" in reading[0] and "sqa-card" in reading[0], outputs[:3]
 
 
 def test_alignment_from_text_and_file(client, app, tmp_path):
@@ -204,7 +208,7 @@ def test_login_is_required_when_auth_is_set(tmp_path, corpus_index):
 
 def test_rendering_escapes_document_text_and_keeps_only_http_links():
     from assistant.types import Answer, Citation, Passage
-    from assistant.ui_render import answer_html, safe_url
+    from assistant.ui_render import answer_html, reading_html, safe_url
     from ingestion.types import Chunk
 
     evil = '<img src=x onerror="alert(1)"> & <script>alert(2)</script>'
@@ -221,6 +225,9 @@ def test_rendering_escapes_document_text_and_keeps_only_http_links():
     assert "<mark>" in html and '<span class="sqa-ref">[1]</span>' in html
     refused = answer_html(Answer(question="q", text="No.", refused=True, passages=[passage]))
     assert "Closest passages" in refused and "<script" not in refused
+    for reading in (reading_html([passage]), reading_html([passage], f"So far {evil} [1]")):
+        assert "Reading these passages" in reading and "<script" not in reading and "<img" not in reading
+        assert "javascript:" not in reading
     assert safe_url("https://example.org/a?b=1") == "https://example.org/a?b=1"
     for bad in ("javascript:alert(1)", "data:text/html,x", "/etc/passwd", "http://", 'https://x.org/"onmouseover=1'):
         assert safe_url(bad) == ""

@@ -13,6 +13,7 @@ from assistant.cite import (assign_citations, is_question, leans_back, markers, 
                              split_sentences, strip_markers)
 from assistant.llm import OpenAICompatLLM
 from assistant.retrieve import detect_language
+from assistant.types import Answer, Retrieved
 from conftest import free_port, run_cli
 
 
@@ -117,6 +118,18 @@ def test_degraded_mode_when_the_model_server_is_down(corpus_index, embedder):
     assert "Degraded mode" in a.notice and a.passages and a.citations and not a.refused
 
 
+def test_the_passages_are_streamed_before_the_model_reads_them(corpus_index, embedder):
+    """Reading the passages is most of an answer's time here, so the sources reach the user first: even when
+    the model then fails, the stream opened with the same passages the final answer shows."""
+    settings, store = corpus_index
+    dead = OpenAICompatLLM(f"http://127.0.0.1:{free_port()}", timeout=2, retries=0)
+    items = list(Assistant(settings, store=store, embedder=embedder, llm=dead).ask_stream("How do I join the cluster?"))
+    first, last = items[0], items[-1]
+    assert isinstance(first, Retrieved) and isinstance(last, Answer) and first.passages
+    assert [(p.n, p.doc_id) for p in first.passages] == [(p.n, p.doc_id) for p in last.passages]
+    assert sum(isinstance(i, Retrieved) for i in items) == 1
+
+
 def test_long_question_is_truncated_with_a_notice(corpus_index, embedder):
     settings, store = corpus_index
     dead = OpenAICompatLLM(f"http://127.0.0.1:{free_port()}", timeout=2, retries=0)
@@ -133,6 +146,18 @@ def test_ask_json_cli(corpus_index):
     assert set(data) >= {"answer", "citations", "refused", "timings"}
     for c in data["citations"]:
         assert set(c) >= {"n", "doc", "title", "page", "section", "quote", "source_url", "score"}
+
+
+def test_ask_cli_names_the_passages_it_reads_on_stderr(corpus_index):
+    """Before the (slow) answer: which passages are being read; stdout keeps the answer and sources only.
+    The model server here is down, so the answer is the degraded one: the passages are still named first."""
+    settings, _ = corpus_index
+    out = run_cli("ask", "How do I join the cluster?", "--db", str(settings.db),
+                  env={"SOFIA_QA_LLM_URL": f"http://127.0.0.1:{free_port()}", "SOFIA_QA_LLM_TIMEOUT": "2"})
+    assert out.returncode == 0, out.stderr
+    reading = [line for line in out.stderr.splitlines() if line.startswith("(reading ")]
+    assert len(reading) == 1 and "[1] " in reading[0], out.stderr
+    assert "(reading " not in out.stdout and "[1]" in out.stdout
 
 
 @pytest.mark.parametrize("raw, norm", [("40,400", "40400"), ("40 400", "40400"), ("8,250.", "8250"), ("2.5", "2.5"),

@@ -56,7 +56,11 @@ def test_chat_answer_shows_citation_cards(page, tmp_path):
     box = page.locator("#sqa-question textarea")
     box.fill("What are the ICT sub-priorities of Sofia RIS3?")
     page.locator("#sqa-ask").click()
-    page.wait_for_selector("#sqa-chat .sqa-answer .sqa-card", timeout=ANSWER_TIMEOUT * 1000)
+    # the passages are on screen while the model reads them (most of an answer's time on this CPU)
+    page.wait_for_selector("#sqa-chat .sqa-reading .sqa-card", timeout=ANSWER_TIMEOUT * 1000)
+    assert "reading these passages" in page.locator("#sqa-chat .sqa-reading").last.inner_text().lower()
+    page.screenshot(path=str(ARTIFACTS / "chat-reading.png"), full_page=True)
+    page.wait_for_selector("#sqa-chat .sqa-answer:not(.sqa-reading) .sqa-card", timeout=ANSWER_TIMEOUT * 1000)
     answer = page.locator("#sqa-chat .sqa-answer").last
     assert answer.locator(".sqa-card").count() >= 1
     card = answer.locator(".sqa-card").first
