@@ -28,7 +28,7 @@ from starlette.requests import HTTPConnection
 
 from assistant.llm import ModelError
 from assistant.types import Answer, Retrieved
-from assistant.ui_render import (CSS, alignment_html, answer_html, answer_text_html, docs_html, esc,
+from assistant.ui_render import (CSS, alignment_html, answer_html, docs_html, esc,
                                  reading_html, status_html)
 from ingestion.config import PROJECT_ROOT, Settings
 from ingestion.readers import SUPPORTED, ReadError, read_document
@@ -159,8 +159,7 @@ class SofiaApp:
                     yield messages, "", history
                 else:
                     text += item
-                    messages[-1] = {"role": "assistant", "content": reading_html(passages, text) if passages
-                                    else answer_text_html(text) + " ▍"}
+                    messages[-1] = {"role": "assistant", "content": reading_html(passages, text)}
                     yield messages, "", history
         except StoreError as exc:  # the index is unreachable: say so plainly; the next question may work
             messages[-1] = {"role": "assistant", "content": f'<div class="sqa-notice">{esc(store_problem(exc))} '

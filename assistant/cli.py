@@ -136,10 +136,20 @@ def _print_answer(answer, as_json: bool, streamed: bool = False) -> None:
             print(f"- {p.label()}: {p.text[:200]}")
 
 
-def _print_reading(passages) -> None:
-    """The passages the model is about to read, on stderr (stdout keeps only the answer and its sources)."""
-    names = "; ".join(f"[{p.n}] {p.label()}" for p in passages)
-    print(f"(reading {len(passages)} passage{'s' if len(passages) != 1 else ''}: {names})", file=sys.stderr, flush=True)
+def _stream(items):
+    """Print a streamed answer as it comes and return the final ``Answer``: the passages being read go to
+    stderr (stdout keeps only the answer and its sources), the text pieces to stdout."""
+    answer = None
+    for item in items:
+        if isinstance(item, Retrieved):
+            names = "; ".join(f"[{p.n}] {p.label()}" for p in item.passages)
+            n = len(item.passages)
+            print(f"(reading {n} passage{'s' if n != 1 else ''}: {names})", file=sys.stderr, flush=True)
+        elif isinstance(item, str):
+            print(item, end="", flush=True)
+        else:
+            answer = item
+    return answer
 
 
 def cmd_ask(args) -> int:
@@ -147,14 +157,7 @@ def cmd_ask(args) -> int:
     if args.json:
         _print_answer(assistant.ask(args.question, filters=_filters(args), k=args.k), True)
         return 0
-    answer = None
-    for item in assistant.ask_stream(args.question, filters=_filters(args), k=args.k):
-        if isinstance(item, Retrieved):
-            _print_reading(item.passages)
-        elif isinstance(item, str):
-            print(item, end="", flush=True)
-        else:
-            answer = item
+    answer = _stream(assistant.ask_stream(args.question, filters=_filters(args), k=args.k))
     _print_answer(answer, False, streamed=True)
     return 0
 
@@ -172,16 +175,9 @@ def cmd_chat(args) -> int:
             return 0
         if not question:
             return 0
-        answer = None
         print("sofia-qa> ", end="", flush=True)
         try:
-            for item in assistant.ask_stream(question, history=history, filters=_filters(args), k=args.k):
-                if isinstance(item, Retrieved):
-                    _print_reading(item.passages)
-                elif isinstance(item, str):
-                    print(item, end="", flush=True)
-                else:
-                    answer = item
+            answer = _stream(assistant.ask_stream(question, history=history, filters=_filters(args), k=args.k))
         except StoreError as exc:  # e.g. the Chroma server stopped: say so and keep the session
             print(f"\nsofia-qa: error: {exc}\n(the question was not answered; ask again when the index is back)",
                   file=sys.stderr, flush=True)
