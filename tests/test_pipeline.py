@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -142,6 +141,30 @@ def test_cli_json_summary_and_docs(tmp_path):
     assert json.loads(run_cli("docs", "--db", db, "--json").stdout) == []
 
 
+def _kill_at_progress(cmd: list[str], fraction: float, env: dict[str, str]) -> bool:
+    """Run an ingest and SIGKILL it once its own progress bar shows ``fraction`` of the chunks
+    embedded and written. Returns whether it was still running when killed. The kill point follows
+    the work, not the clock: a timer tuned on one run misses on a warmer or busier machine."""
+    import re
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    seen = b""
+    killed = False
+    while True:
+        data = proc.stderr.read1(4096)
+        if not data:
+            break
+        seen = (seen + data)[-400:]
+        bars = re.findall(rb"embedding:[^\r\n]*?(\d+)/(\d+)", seen)
+        if bars and int(bars[-1][0]) >= fraction * int(bars[-1][1]) and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+    proc.stderr.close()
+    proc.wait()
+    return killed
+
+
 def test_sigkill_mid_ingest_then_clean_rerun(tmp_path):
     from ingestion.embedding import load_embedder
 
@@ -156,26 +179,21 @@ def test_sigkill_mid_ingest_then_clean_rerun(tmp_path):
     model = "all-MiniLM-L6-v2"
     cmd = [sys.executable, "-m", "assistant.cli", "ingest", str(corpus), "--db", str(db), "--json",
            "--embed-model", model]
-    t0 = time.perf_counter()
     full = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert full.returncode == 0, full.stderr
-    duration = time.perf_counter() - t0
+    # small batches and a visible bar, so the killed run is between writes of its documents
+    env = {**os.environ, "SOFIA_QA_EMBED_BATCH": "2"}
     kills = 0
-    for round_, fraction in enumerate((0.45, 0.65, 0.8, 0.9)):
+    for round_, fraction in enumerate((0.2, 0.4, 0.6, 0.8)):
         for i in range(n_docs):  # every file changes, so the killed run redoes the whole corpus
             write_doc(corpus, f"doc{i:02d}.md", f"topic {i} round {round_}", paragraphs=8 - round_ % 2)
         if round_ == 2:
             (corpus / "doc05.md").unlink()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-        time.sleep(duration * fraction)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
+        kills += _kill_at_progress(cmd + ["--progress"], fraction, env)
         again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         assert again.returncode == 0, again.stderr
         store = Store(connect(db), "sofia_qa", embedder.name)
         expected = expected_index(corpus, embedder)
-        assert actual_index(store) == expected, f"inconsistent after a kill at {fraction:.0%} of a full ingest"
+        assert actual_index(store) == expected, f"inconsistent after a kill at {fraction:.0%} of the chunks"
         assert store.count() == sum(len(v) for v in expected.values())
     assert kills >= 3, "the ingest finished before it could be killed; the test did not test anything"
