@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -145,8 +146,6 @@ def _kill_at_progress(cmd: list[str], fraction: float, env: dict[str, str]) -> b
     """Run an ingest and SIGKILL it once its own progress bar shows ``fraction`` of the chunks
     embedded and written. Returns whether it was still running when killed. The kill point follows
     the work, not the clock: a timer tuned on one run misses on a warmer or busier machine."""
-    import re
-
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, env=env)
     seen = b""
     killed = False
