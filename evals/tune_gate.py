@@ -23,6 +23,7 @@ import numpy as np
 
 from assistant.gate import FEATURES, GATE_FILE, Gate
 from assistant.prompts import declines
+from ingestion.config import Settings
 
 from .datasets import load_dataset
 from .metrics import key_fact_recall
@@ -112,7 +113,8 @@ def fit(rows: list[dict], min_refusal: float, features: tuple[str, ...] = DEFAUL
     _, threshold, o = best
     gate = Gate(weights={f: float(w) for f, w in zip(features, model.coef_[0])}, bias=float(model.intercept_[0]),
                 threshold=round(threshold, 3),
-                trained_on=f"dev split, {len(rows)} questions, leave-one-out threshold (min refusal {min_refusal})")
+                trained_on=f"dev split, {len(rows)} questions, {Settings.from_env().top_k} passages, "
+                           f"leave-one-out threshold (min refusal {min_refusal})")
     return gate, o
 
 
