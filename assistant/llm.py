@@ -34,7 +34,8 @@ import numpy as np
 # between tokens, which on a 2-core machine shared with the embedder, Chroma or other processes cuts
 # generation speed 3-5x (measured: 0.6-1.2 -> 2.6-4.4 tok/s under load). PASSIVE lets them sleep; it is
 # read once when libgomp loads, so it only takes effect if set before torch or llama_cpp is imported.
-# An explicit OMP_WAIT_POLICY in the environment wins.
+# An explicit OMP_WAIT_POLICY in the environment wins; GOMP_SPINCOUNT=300000 spins briefly instead (about 1.5x
+# faster writing when nothing else runs, about 2x slower beside other work: benchmarks/bench_llm.py --load both).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # --------------------------------------------------------------------------------------------- bundled model
