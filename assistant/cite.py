@@ -4,9 +4,9 @@ The model's own ``[n]`` markers are a hint, not trusted: each answer sentence is
 passage sentences by meaning (multilingual embeddings, so a Bulgarian answer finds its English
 passage) and by shared numbers. A sentence whose numbers do not all appear in its cited passage,
 or that no passage supports, is removed; so is a sentence that only points at a passage ("This is stated
-in passage [2].") or restates the question, and a sentence that leans on a removed one ("This fee is paid
-by ...") goes with it. Citations the model writes in words ("(Passage 1)") count as
-markers. All functions here except ``assign_citations`` are pure.
+in passage [2].") or restates the question (as a question, or in its words with nothing added), and a
+sentence that leans on a removed one ("This fee is paid by ...") goes with it. Citations the model writes
+in words ("(Passage 1)") count as markers. All functions here except ``assign_citations`` are pure.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ _ANAPHORA = frozenset("this that these those it its they their such това т�
 _SENT_END = re.compile(r"(?<=[.!?…])[\"'»”)]*\s+(?=[\"'«“(]*[A-ZА-Я0-9])")
 _NUM = re.compile(r"\d[\d\s.,]*\d|\d")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_WORD_OR_NUM = re.compile(r"[^\W_]+", re.UNICODE)
 _CAP = re.compile(r"\b[A-Z][A-Za-z&\-]{2,}\b")
 
 SUPPORT_MIN = 0.80  # e5 cosine between an answer sentence and its best passage sentence (tuned on dev questions)
@@ -84,6 +85,27 @@ def leans_back(sentence: str) -> bool:
 def is_question(sentence: str) -> bool:
     """The question restated, not an answer to it."""
     return strip_markers(sentence).rstrip("\"'»” ").endswith("?")
+
+
+# words that carry no answer when an answer sentence repeats the question with them ("The majority of the board is
+# needed ..." for "What majority of the board is needed ...?"). Yes, no and not are not among them: they answer.
+_FILLER = frozenset("""the a an of to in on for is are was were be been by and or with as at from that this it its which
+    what who whom whose how when where why does do did can could should would will shall may must has have had any
+    there their they than then so such into about per
+    на в във за от и или с със се е са бил била било ли как какво какви кой коя кое кои колко кога къде защо
+    това този тази тези то той тя те към по при до""".split())
+
+
+def restates(sentence: str, question: str) -> bool:
+    """Does the sentence only repeat the question's own words (no new word, number or "yes")?
+
+    Measured on the development drafts (3 passages): the four sentences with no word beyond the question were
+    all non-answers (a restated question, "drafted in [2]."), while one new word ("Berlin", "43", "Yes") was
+    usually the answer.
+    """
+    asked = {w.lower() for w in _WORD_OR_NUM.findall(question)}
+    said = [w.lower() for w in _WORD_OR_NUM.findall(strip_markers(sentence))]
+    return bool(said) and all(w in asked or w in _FILLER for w in said)
 
 
 def normalise_number(raw: str) -> str:
@@ -179,6 +201,8 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
             check.problem = "it only points at a passage, it says nothing"
         elif is_question(sent):
             check.problem = "it is a question, not an answer"
+        elif restates(sent, question):
+            check.problem = "it only repeats the question"
         elif missing_numbers:
             check.problem = f"numbers not in the cited passage: {', '.join(sorted(missing_numbers))}"
         elif support < support_min:

@@ -204,6 +204,22 @@ def test_sentences_that_carry_no_answer_are_recognised(sentence, empty, question
     assert is_question(sentence) is question
 
 
+@pytest.mark.parametrize("sentence, question, same", [
+    ("The majority of the General Assembly elects the board. [1]", "What majority of the General Assembly elects the board?", True),
+    ("A two-thirds majority of the General Assembly elects the board. [1]", "What majority of the General Assembly elects the board?", False),
+    ("Yes, an SME can join the cluster.", "Can an SME join the cluster?", False),
+    ("No, it does not.", "Does the cluster charge an entry fee?", False),
+    ("The entry fee is EUR 500.", "What is the entry fee?", False),
+    ("Клъстерът има членове.", "Колко членове има клъстерът?", True),
+    ("Клъстерът има 43 членове.", "Колко членове има клъстерът?", False),
+    ("Да, клъстерът има членове.", "Има ли клъстерът членове?", False),
+])
+def test_a_sentence_that_only_repeats_the_question_is_recognised(sentence, question, same):
+    from assistant.cite import restates
+
+    assert restates(sentence, question) is same
+
+
 def test_a_number_the_passage_spells_out_is_grounded():
     from assistant.cite import ungrounded_numbers
 
@@ -245,6 +261,16 @@ def test_citation_check_drops_pointer_sentences_and_keeps_word_citations(assista
     assert "stated in passage" not in text
     assert [c.problem for c in checks][0] == "" and "says nothing" in checks[1].problem
     assert cites and cites[0].passage_n == n
+
+
+def test_citation_check_drops_a_sentence_that_only_repeats_the_question(assistant):
+    q = "How long is a first Bronze label valid?"
+    passages = assistant.retriever.retrieve(q)
+    n = next(p.n for p in passages if "two years" in p.text)
+    draft = f"A first Bronze label is valid for long [{n}]. It is valid for two years [{n}]."
+    text, cites, checks = assign_citations(draft, passages, q, assistant.embedder.embed_passages)
+    assert checks[0].problem == "it only repeats the question" and checks[1].problem == "", checks
+    assert text.startswith("It is valid for two years") and "for long" not in text, text
 
 
 def test_instruction_sentences_are_neutralised():
