@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# "omp" is the OpenMP environment of the child; an empty GOMP_SPINCOUNT leaves libgomp's default for the policy
+# "omp" is the OpenMP environment of the child; without GOMP_SPINCOUNT, libgomp spins as its policy says
 CONFIGS = [
     {"name": "bare llama.cpp", "wrapper": False, "flash_attn": False, "omp": {"OMP_WAIT_POLICY": "ACTIVE"}},
     {"name": "bare, flash-attn", "wrapper": False, "flash_attn": True, "omp": {"OMP_WAIT_POLICY": "ACTIVE"}},
