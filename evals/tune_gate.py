@@ -33,7 +33,8 @@ from .runner import CORRECT_KFR, DEFAULT_DATASET
 DEFAULT_FEATURES = ("p_not_found", "min_logprob", "top_dense")
 
 
-def collect(dataset: Path, limit: int | None, cache: Path, features: tuple[str, ...] = DEFAULT_FEATURES) -> list[dict]:
+def collect(dataset: Path, limit: int | None, cache: Path, features: tuple[str, ...] = DEFAULT_FEATURES,
+            passages: int | None = None) -> list[dict]:
     from tqdm import tqdm
 
     from assistant.answer import Assistant
@@ -42,8 +43,10 @@ def collect(dataset: Path, limit: int | None, cache: Path, features: tuple[str, 
     questions = load_dataset(dataset, split="dev")
     random.Random(0).shuffle(questions)  # a partial run still mixes answerable and unanswerable questions
     questions = questions[:limit]
-    # a row cached before a signal existed is asked again (the newest row of an id wins when the cache is read)
-    missing = [q for q in questions if q.id not in rows or any(f not in rows[q.id]["signals"] for f in features)]
+    # a row cached before a signal existed, or with another number of passages in the prompt (the signals depend
+    # on it; rows that do not say are asked again), is asked again; the newest row of an id wins when read
+    missing = [q for q in questions if q.id not in rows or any(f not in rows[q.id]["signals"] for f in features)
+               or (passages is not None and rows[q.id].get("top_k") != passages)]
     if missing:  # load the model only when there is something to ask
         # an open gate that still asks for every signal: weight 0 on each, so all are computed and all pass
         bot = Assistant(gate=Gate(weights={f: 0.0 for f in features}, bias=50.0, threshold=0.0,
@@ -53,7 +56,7 @@ def collect(dataset: Path, limit: int | None, cache: Path, features: tuple[str, 
             a = bot.ask(q.question)
             row = {"id": q.id, "answerable": q.answerable, "lang": q.lang, "draft": a.draft, "text": a.text,
                    "refused": a.refused,
-                   "signals": a.signals, "seconds": a.timings.get("total", 0.0)}
+                   "signals": a.signals, "seconds": a.timings.get("total", 0.0), "top_k": bot.settings.top_k}
             rows[q.id] = row
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             out.flush()
@@ -90,7 +93,8 @@ def outcome(scores, rows, threshold) -> dict:
             "refusal_accuracy": unans_refused / max(unans, 1)}
 
 
-def fit(rows: list[dict], min_refusal: float, features: tuple[str, ...] = DEFAULT_FEATURES) -> tuple[Gate, dict]:
+def fit(rows: list[dict], min_refusal: float, features: tuple[str, ...] = DEFAULT_FEATURES,
+        passages: int | None = None) -> tuple[Gate, dict]:
     from sklearn.linear_model import LogisticRegression
 
     X = np.array([[r["signals"][f] for f in features] for r in rows])
@@ -113,8 +117,9 @@ def fit(rows: list[dict], min_refusal: float, features: tuple[str, ...] = DEFAUL
     _, threshold, o = best
     gate = Gate(weights={f: float(w) for f, w in zip(features, model.coef_[0])}, bias=float(model.intercept_[0]),
                 threshold=round(threshold, 3),
-                trained_on=f"dev split, {len(rows)} questions, {Settings.from_env().top_k} passages, "
-                           f"leave-one-out threshold (min refusal {min_refusal})")
+                trained_on=f"dev split, {len(rows)} questions, "
+                           + (f"{passages} passages, " if passages else "")
+                           + f"leave-one-out threshold (min refusal {min_refusal})")
     return gate, o
 
 
@@ -135,8 +140,9 @@ def main() -> int:
     unknown = [f for f in features if f not in FEATURES]
     if unknown:
         ap.error(f"--features: unknown signal(s) {', '.join(unknown)}; choose from {', '.join(FEATURES)}")
-    rows = collect(args.dataset, args.limit, args.cache, features)
-    gate, o = fit(rows, args.min_refusal, features)
+    passages = Settings.from_env().top_k  # what the assistant will put in the prompt (SOFIA_QA_TOP_K)
+    rows = collect(args.dataset, args.limit, args.cache, features, passages)
+    gate, o = fit(rows, args.min_refusal, features, passages)
     print(json.dumps({"gate": gate.__dict__, "leave_one_out": o,
                       "always_answer": outcome([1.0] * len(rows), rows, 0.5)}, indent=2))
     if not args.dry_run:
