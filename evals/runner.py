@@ -118,6 +118,7 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
 
         assistant = Assistant(settings, store=store, embedder=embedder)
     pages = chunk_pages(store)
+    glossary = corpus_glossary(corpus_dir if corpus_dir is not None else settings.corpus_dir)
 
     fingerprint = run_fingerprint(settings, store.count(), questions, retrieval_only, list(built), k)
     records_path = out_dir / RECORDS
@@ -144,7 +145,7 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
                 "passages": [_ref_json(r, s) for r, s in hits],
             }
         if assistant is not None:
-            rec["answer"] = score_answer(q, assistant.ask(q.question), pages)
+            rec["answer"] = score_answer(q, assistant.ask(q.question), pages, glossary)
         rec["checks"] = checks(rec)
         by_id[q.id] = rec
         if write:
@@ -232,13 +233,22 @@ def _ref_json(r: M.Ref, score: float) -> dict:
             "fact_ids": list(r.fact_ids), "score": round(score, 4)}
 
 
-def score_answer(q: GoldQuestion, ans, pages: dict | None = None) -> dict:
-    """Every answer-level number for one question (pure given the Answer object and page lookup)."""
+def corpus_glossary(corpus_dir) -> list:
+    """The Bulgarian–English glossary entries of a corpus folder (``glossary*.md``; none: an empty list), so that
+    grounding accepts the English form of a name a Bulgarian answer translates."""
+    folder = Path(corpus_dir) if corpus_dir else None
+    if folder is None or not folder.is_dir():
+        return []
+    return [e for f in sorted(folder.glob("glossary*.md")) for e in M.parse_glossary(f.read_text(encoding="utf-8"))]
+
+
+def score_answer(q: GoldQuestion, ans, pages: dict | None = None, glossary=()) -> dict:
+    """Every answer-level number for one question (pure given the Answer object, page lookup and glossary)."""
     cited = [(c, cited_passage(c, ans.passages)) for c in ans.citations]
     refs = [M.Ref.of(p, pages) for _, p in cited if p is not None]
     kfr = M.key_fact_recall(ans.text, q.key_facts) if q.answerable else None
     f1 = M.token_f1(ans.text, q.reference_answer) if q.answerable else None
-    ground, missing = (None, []) if ans.refused else M.grounding(ans.text, [r.text for r in refs])
+    ground, missing = (None, []) if ans.refused else M.grounding(ans.text, [r.text for r in refs], glossary)
     if not q.answerable:
         correct = ans.refused
     elif ans.refused:

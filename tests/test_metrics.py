@@ -260,3 +260,36 @@ def test_gate_fit_uses_only_the_chosen_signals_and_keeps_the_refusal_floor():
     assert set(gate.weights) == {"p_not_found", "found_nf"} and gate.weights["found_nf"] < 0
     assert o["refusal_accuracy"] >= 0.85 and o["answered_correctly"] > 0.25
     assert outcome([1.0] * len(rows), rows, 0.5)["refusal_accuracy"] == 0.0  # an open gate refuses nothing
+
+
+def test_grounding_accepts_an_acronym_the_passage_spells_out():
+    sources = ["Cluster Sofia – Knowledge City holds the Bronze label of the European Secretariat for Cluster Analysis."]
+    assert M.grounding("CSKC holds the Bronze label [1].", sources) == (1.0, [])
+    assert M.grounding("ESCA awards it [1].", sources) == (1.0, [])
+    # the letters must be the capital initials of consecutive words, in order
+    assert M.grounding("CKSC holds the Bronze label [1].", sources) == (0.5, ["CKSC"])
+    assert M.grounding("BGN holds it.", ["big green network holds it"])[1] == ["BGN"]  # lower case: not a name
+    assert not M.spelled_out("EU", "European Union")  # two letters are too easy to find by chance
+
+
+def test_grounding_of_a_bulgarian_answer_accepts_english_months_and_glossary_names():
+    glossary = M.parse_glossary(
+        "- **Клъстер София град на знанието (КСГЗ)** — Cluster Sofia – Knowledge City (CSKC), the cluster; see x.\n"
+        "- **Общински гаранционен фонд** — Municipal Guarantee Fund, of Sofia.\n")
+    assert glossary[0] == (frozenset({"клъстер", "софия", "град", "знанието", "ксгз"}),
+                           ("CSKC", "Cluster Sofia – Knowledge City", "Cluster Sofia"))
+    sources = ["In April 2019 Cluster Sofia – Knowledge City (CSKC) had 43 legal entities in Bulgaria.",
+               "The Municipal Guarantee Fund covers up to 50% of a loan."]
+    answer = "През април 2019 г. КСГЗ е имал 43 юридически лица в България [1]."
+    assert M.grounding(answer, sources[:1], glossary) == (1.0, [])
+    # without the glossary the acronym has no English form; the month and the country are the metric's own
+    assert M.grounding(answer, sources[:1]) == (0.75, ["КСГЗ"])
+    # an inflected form ("Общинският") of a glossary term, when the English name is in the cited passage
+    assert M.grounding("Кредитът се покрива от Общинският фонд до 50% [2].", sources, glossary) == (1.0, [])
+    assert M.grounding("Кредитът се покрива от Общинският фонд до 50% [1].", sources[:1], glossary)[1] == [
+        "50", "Общинският"]
+    # "Общото събрание" is "General Assembly of the members" in the glossary, "General Assembly" in the passage
+    glossary += M.parse_glossary("- **Общо събрание** — General Assembly of the members; at CSKC it sets the fee.")
+    assert M.grounding("Решението взе Общото събрание [1].", ["The General Assembly decided."], glossary) == (1.0, [])
+    # a month that is not the one in the passage is still missing
+    assert M.grounding("През май 2019 г. членовете са 43.", sources[:1], glossary)[1] == ["май 2019"]
