@@ -522,7 +522,7 @@ def cmd_align(args) -> int:
 
     s = Settings.from_env(db=args.db, chroma_url=args.chroma_url, collection=args.collection,
                           embed_model=args.embed_model)
-    embedder = load_embedder(s.embed_model, s.threads)
+    embedder = load_embedder(s.embed_model, s.threads, s.embed_worker)
     retriever = Retriever(Store.open(s, embedder.name), embedder, s)
     try:
         if args.file == "-":

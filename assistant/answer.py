@@ -29,7 +29,7 @@ class Assistant:
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None, embedder=None,
                  llm=None, gate: Gate | None = None):
         self.settings = settings or Settings.from_env()
-        self.embedder = embedder or load_embedder(self.settings.embed_model, self.settings.threads)
+        self.embedder = embedder or load_embedder(self.settings.embed_model, self.settings.threads, self.settings.embed_worker)
         self.store = store or Store.open(self.settings, self.embedder.name)
         self.retriever = Retriever(self.store, self.embedder, self.settings)
         self.gate = gate or Gate.load()

@@ -38,7 +38,7 @@ def cmd_ingest(args) -> int:
 
     s = settings_from(args)
     store = _store(s)
-    embedder = load_embedder(s.embed_model, s.threads)
+    embedder = load_embedder(s.embed_model, s.threads, s.embed_worker)
     paths = args.paths or [s.corpus_dir]
     report = ingest(paths, store=store, embedder=embedder, chunk_tokens=s.chunk_tokens,
                     max_file_mb=s.max_file_mb, max_pdf_pages=s.max_pdf_pages, read_timeout=s.read_timeout,

@@ -67,7 +67,7 @@ def build_prompt() -> list[dict[str, str]]:
     from ingestion.store import Store
 
     s = Settings.from_env()
-    emb = load_embedder(s.embed_model, s.threads)
+    emb = load_embedder(s.embed_model, s.threads, s.embed_worker)
     store = Store.open(s, emb.name)
     if not store.count():
         raise SystemExit("the index is empty: run `make ingest` first")

@@ -92,7 +92,7 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
         tag = hashlib.sha1(str(corpus_dir.resolve()).encode()).hexdigest()[:8]
         settings = dataclasses.replace(settings, db=out_dir / "index", chroma_url=None,
                                        collection=f"eval_{tag}")
-    embedder = load_embedder(settings.embed_model, settings.threads)
+    embedder = load_embedder(settings.embed_model, settings.threads, settings.embed_worker)
     store = Store.open(settings)
     if corpus_dir is not None:
         from ingestion.pipeline import ingest

@@ -54,6 +54,9 @@ class Settings:
     embed_model: str = "multilingual-e5-small"
     chunk_tokens: int = 220  # budget per chunk in the embedder's own tokens (header included)
     embed_batch: int = 64
+    # multilingual-e5-small embeds in a child process whose OpenMP threads may spin (ingestion/embed_worker.py):
+    # a question in 18 ms instead of 30; SOFIA_QA_EMBED_WORKER=0 embeds in this process
+    embed_worker: bool = True
     # limits on input
     max_file_mb: float = 50.0
     max_pdf_pages: int = 3000
@@ -107,6 +110,13 @@ class Settings:
 
 def _parse(f: dataclasses.Field, raw: str):
     kind = str(f.type)
+    if kind.startswith("bool"):
+        word = raw.strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True
+        if word in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"setting {ENV_PREFIX}{f.name.upper()}={raw!r}: say 1 or 0 (true/false, yes/no, on/off)")
     try:
         if "Path" in kind:
             return Path(raw).expanduser()

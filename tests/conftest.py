@@ -28,7 +28,8 @@ def embedder():
     from ingestion.config import Settings
     from ingestion.embedding import load_embedder
 
-    return load_embedder(Settings().embed_model, 2)
+    s = Settings()
+    return load_embedder(s.embed_model, 2, s.embed_worker)  # as the app embeds: in the worker process
 
 
 @pytest.fixture()
