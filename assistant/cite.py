@@ -36,7 +36,8 @@ _POINTER = re.compile(r"^(?:this|that|these|the|it|its)\b(?:\s+[^\W\d_]+){0,3}\s
 # a sentence that opens with one of these leans on the sentence before it ("This fee is paid by ...")
 _ANAPHORA = frozenset("this that these those it its they their such това тази този тези той тя те".split())
 _SENT_END = re.compile(r"(?<=[.!?…])[\"'»”)]*\s+(?=[\"'«“(]*[A-ZА-Я0-9])")
-_NUM = re.compile(r"\d[\d\s.,]*\d|\d")
+# a number stands on its own: the digits of a name ("RIS3", "S3", "BG16RFOP002") are part of the name
+_NUM = re.compile(r"(?<!\w)(?:\d[\d\s.,]*\d|\d)")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _WORD_OR_NUM = re.compile(r"[^\W_]+", re.UNICODE)
 _CAP = re.compile(r"\b[A-Z][A-Za-z&\-]{2,}\b")
@@ -187,12 +188,14 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
         n = chosen[0]
         support, j = best_for[n]
         check = SentenceCheck(sentence=strip_markers(sent), cited=chosen, support=support, quote=p_sents[j][1])
-        sources = [by_n[c].text for c in chosen] + [question]
-        missing_numbers = ungrounded_numbers(check.sentence, sources)
+        # the numbers must be in the cited passage itself, not only in the question: "in 2022 it was 0.75%" over a
+        # passage about 2017 restates the asked year over another year's figure (dev drafts: two such sentences, both
+        # answers to unanswerable questions, and no correct answer that needed the question's number)
+        missing_numbers = ungrounded_numbers(check.sentence, [by_n[c].text for c in chosen])
         # a number found in another passage: cite that passage instead of dropping the sentence
         if missing_numbers:
             for other in ranked:
-                if other not in chosen and not ungrounded_numbers(check.sentence, [by_n[other].text, question]):
+                if other not in chosen and not ungrounded_numbers(check.sentence, [by_n[other].text]):
                     chosen, (support, j) = [other], best_for[other]
                     check = SentenceCheck(check.sentence, chosen, support, p_sents[j][1])
                     missing_numbers = set()

@@ -230,6 +230,26 @@ def test_a_number_the_passage_spells_out_is_grounded():
     assert ungrounded_numbers("It has 5 areas.", ["It has fivefold growth."]) == {"5"}  # whole words only
 
 
+def test_digits_inside_a_name_are_not_numbers():
+    from assistant.cite import numbers, ungrounded_numbers
+
+    # ("2.009" reads as 2009, the way "1.000" reads as 1000; the passage is read the same way)
+    assert numbers("Sofia RIS3 and S3 under BG16RFOP002-2.009 in 2019") == {"2009", "2019"}
+    # "RIS3" over a passage that names the strategy in words is no invented number
+    assert ungrounded_numbers("Sofia RIS3 names ICT first.", ["The Sofia strategy names ICT first."]) == set()
+
+
+def test_a_number_only_the_question_has_does_not_ground_a_sentence(assistant):
+    """The asked year restated over another year's figure: "in 2022 it was 0.75%" where the passage gives 2017."""
+    q = "How much did the Sofia Public-Private Fund for Innovations give to ICT projects in 2031?"
+    passages = assistant.retriever.retrieve(q)
+    n = next(p.n for p in passages if "2013" in p.text)
+    draft = f"In 2031 the fund started operating [{n}]. The fund started operating in 2013 [{n}]."
+    text, cites, checks = assign_citations(draft, passages, q, assistant.embedder.embed_passages)
+    assert checks[0].problem == "numbers not in the cited passage: 2031", checks
+    assert checks[1].problem == "" and text.startswith("The fund started operating in 2013"), text
+
+
 @pytest.mark.parametrize("sentence, leans", [
     ("This fee is paid by the cluster organisations themselves.", True),
     ("It ran for 24 months. [1]", True),
