@@ -23,9 +23,13 @@ ANSWER = (
     "the passages above. After each sentence put the number of the passage it comes from in square brackets."
 )
 
+# Only the probability of NOT_FOUND as the first reply token is used (a gate signal). Five wordings were read over
+# the same development passages and drafts (2026-11-27): this one separated correct drafts from the rest best in the
+# fitted gate (random halves: 51.8% of questions answered correctly against 48.3% with the earlier "do the passages
+# above state the answer to the question?", the same 7.6% answered wrongly and 84% of unanswerable refused).
 STRICT = (
-    "Instruction: do the passages above state the answer to the question? If they do not, reply only NOT_FOUND. "
-    "If they do, reply with the answer."
+    "Instruction: answer the question from the passages above. If the passages do not contain the information "
+    "needed, reply only NOT_FOUND."
 )
 
 # A second yes/no question over the same passages (cheap: they are already read). Only the probabilities of the

@@ -1,19 +1,21 @@
 """Fit the answer-or-refuse gate on the DEVELOPMENT split of the gold set (never the test split).
 
-    python -m evals.tune_gate [--dataset FILE] [--limit N] [--min-refusal 0.85] [--cache FILE] [--features A,B]
+    python -m evals.tune_gate [--dataset FILE] [--limit N] [--min-refusal 0.9] [--cache FILE] [--features A,B]
 
 Each development question is answered once with the gate disabled; its signals and whether the raw
 draft was correct (every key fact present; for unanswerable questions: any answer is wrong) are kept.
 A logistic regression over the chosen signals (``--features``, from ``assistant.gate.FEATURES``; a cached
 question that lacks one is asked again) predicts "this draft is a correct answer"; the
 threshold is the one that answers the most questions correctly while refusing at least
-``--min-refusal`` of the unanswerable ones (a draft that declines in words counts as a refusal), checked by leave-one-out. The result goes to
+``--min-refusal`` of the unanswerable ones (a draft that declines in words, or that the citation check empties,
+counts as a refusal), checked by leave-one-out. The result goes to
 ``assistant/gate.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -45,8 +47,10 @@ def collect(dataset: Path, limit: int | None, cache: Path, features: tuple[str, 
     questions = questions[:limit]
     # a row cached before a signal existed, or with another number of passages in the prompt (the signals depend
     # on it; rows that do not say are asked again), is asked again; the newest row of an id wins when read
+    # so is a row asked with other prompts (the signals are read under them)
     missing = [q for q in questions if q.id not in rows or any(f not in rows[q.id]["signals"] for f in features)
-               or (passages is not None and rows[q.id].get("top_k") != passages)]
+               or (passages is not None and rows[q.id].get("top_k") != passages)
+               or rows[q.id].get("prompts") != prompts_tag()]
     if missing:  # load the model only when there is something to ask
         # an open gate that still asks for every signal: weight 0 on each, so all are computed and all pass
         bot = Assistant(gate=Gate(weights={f: 0.0 for f in features}, bias=50.0, threshold=0.0,
@@ -56,7 +60,8 @@ def collect(dataset: Path, limit: int | None, cache: Path, features: tuple[str, 
             a = bot.ask(q.question)
             row = {"id": q.id, "answerable": q.answerable, "lang": q.lang, "draft": a.draft, "text": a.text,
                    "refused": a.refused,
-                   "signals": a.signals, "seconds": a.timings.get("total", 0.0), "top_k": bot.settings.top_k}
+                   "signals": a.signals, "seconds": a.timings.get("total", 0.0), "top_k": bot.settings.top_k,
+                   "prompts": prompts_tag()}
             rows[q.id] = row
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             out.flush()
@@ -65,6 +70,13 @@ def collect(dataset: Path, limit: int | None, cache: Path, features: tuple[str, 
     for r in picked:  # the label: the report's own definition of a correct answer
         r["final_ok"] = final_ok(r, by_id[r["id"]].key_facts)
     return picked
+
+
+def prompts_tag() -> str:
+    """A short fingerprint of the two prompts the gate's signals are read under (the answer and the strict one)."""
+    from assistant import prompts
+
+    return hashlib.sha1((prompts.ANSWER + "\0" + prompts.STRICT).encode()).hexdigest()[:10]
 
 
 def final_ok(row: dict, key_facts) -> bool:
@@ -78,7 +90,8 @@ def final_ok(row: dict, key_facts) -> bool:
 def outcome(scores, rows, threshold) -> dict:
     ans_ok = ans_wrong = refused = unans_refused = unans = 0
     for s, r in zip(scores, rows):
-        answer = s >= threshold and not declines(r["draft"])  # a declining draft is a refusal whatever the gate says
+        # a draft that declines in words, or that the citation check empties, is a refusal whatever the gate says
+        answer = s >= threshold and not declines(r["draft"]) and not r.get("refused")
         if not r["answerable"]:
             unans += 1
             unans_refused += not answer
@@ -127,9 +140,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     ap.add_argument("--limit", type=int)
-    # 0.85, not the 0.9 target: with about ten unanswerable dev questions, 0.9 leaves no room for one miss,
-    # and the leave-one-out search then refuses nearly everything (measured: 6% answered correctly)
-    ap.add_argument("--min-refusal", type=float, default=0.85)
+    # the target itself: the development split holds 31 unanswerable questions, so 0.9 leaves room for three misses
+    # (with the ten of an earlier, smaller split it left none, and 0.85 was used)
+    ap.add_argument("--min-refusal", type=float, default=0.9)
     ap.add_argument("--cache", type=Path, default=Path("reports/gate-dev-signals.jsonl"))
     ap.add_argument("--features", default=",".join(DEFAULT_FEATURES),
                     help=f"signals the gate combines, from {', '.join(FEATURES)}")
