@@ -239,13 +239,19 @@ def test_digits_inside_a_name_are_not_numbers():
     assert ungrounded_numbers("Sofia RIS3 names ICT first.", ["The Sofia strategy names ICT first."]) == set()
 
 
+def check_draft(assistant, question: str, needle: str, draft: str):
+    """The citation check of ``draft`` over the real passages for ``question``; ``{n}`` in the draft is the number
+    of the passage that contains ``needle``."""
+    passages = assistant.retriever.retrieve(question)
+    n = next(p.n for p in passages if needle in p.text)
+    return assign_citations(draft.format(n=n), passages, question, assistant.embedder.embed_passages)
+
+
 def test_a_number_only_the_question_has_does_not_ground_a_sentence(assistant):
     """The asked year restated over another year's figure: "in 2022 it was 0.75%" where the passage gives 2017."""
-    q = "How much did the Sofia Public-Private Fund for Innovations give to ICT projects in 2031?"
-    passages = assistant.retriever.retrieve(q)
-    n = next(p.n for p in passages if "2013" in p.text)
-    draft = f"In 2031 the fund started operating [{n}]. The fund started operating in 2013 [{n}]."
-    text, cites, checks = assign_citations(draft, passages, q, assistant.embedder.embed_passages)
+    text, cites, checks = check_draft(
+        assistant, "How much did the Sofia Public-Private Fund for Innovations give to ICT projects in 2031?", "2013",
+        "In 2031 the fund started operating [{n}]. The fund started operating in 2013 [{n}].")
     assert checks[0].problem == "numbers not in the cited passage: 2031", checks
     assert checks[1].problem == "" and text.startswith("The fund started operating in 2013"), text
 
@@ -284,11 +290,8 @@ def test_citation_check_drops_pointer_sentences_and_keeps_word_citations(assista
 
 
 def test_citation_check_drops_a_sentence_that_only_repeats_the_question(assistant):
-    q = "How long is a first Bronze label valid?"
-    passages = assistant.retriever.retrieve(q)
-    n = next(p.n for p in passages if "two years" in p.text)
-    draft = f"A first Bronze label is valid for long [{n}]. It is valid for two years [{n}]."
-    text, cites, checks = assign_citations(draft, passages, q, assistant.embedder.embed_passages)
+    text, cites, checks = check_draft(assistant, "How long is a first Bronze label valid?", "two years",
+                                      "A first Bronze label is valid for long [{n}]. It is valid for two years [{n}].")
     assert checks[0].problem == "it only repeats the question" and checks[1].problem == "", checks
     assert text.startswith("It is valid for two years") and "for long" not in text, text
 
