@@ -80,9 +80,7 @@ class Assistant:
             timings["rewrite"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        passages = self.retriever.retrieve(standalone, k, filters)
-        for p in passages:
-            p.text = prompts.neutralise_instructions(p.text)
+        passages = self.passages_for(standalone, k, filters)
         timings["retrieve"] = time.perf_counter() - t
         base = dict(question=question, language=language, standalone_question=standalone, passages=passages)
         if not passages:
@@ -148,6 +146,13 @@ class Assistant:
                      signals=signals, removed_sentences=removed, draft=draft, **base)
 
     # ------------------------------------------------------------------ helpers
+    def passages_for(self, question: str, k: int | None = None, filters: dict | None = None) -> list[Passage]:
+        """The passages the model reads for a question: retrieved, with instruction-like text neutralised."""
+        passages = self.retriever.retrieve(question, k, filters)
+        for p in passages:
+            p.text = prompts.neutralise_instructions(p.text)
+        return passages
+
     def _checks(self, passages, question: str) -> dict[str, float]:
         """The gate's optional signals, asked only when the gate weighs them (each is a short extra read)."""
         out: dict[str, float] = {}

@@ -316,11 +316,11 @@ SPELLED = {
 # are grounded by their English form. The metric keeps this table itself (the corpus glossary adds the rest).
 BG_MONTHS = dict(zip("януари февруари март април май юни юли август септември октомври ноември декември".split(),
                      "january february march april may june july august september october november december".split()))
-BG_NAMES = {"българия": ("Bulgaria",), "българските": ("Bulgarian",), "български": ("Bulgarian",),
-            "българска": ("Bulgarian",), "софия": ("Sofia",), "мсп": ("SME", "SMEs"), "ес": ("EU",),
-            "европейския": ("European",), "европейски": ("European",), "европейска": ("European",)}
-# words an acronym's letters may step over in its spelled-out form ("ICT": information and communication technologies)
-_LINKERS = frozenset("and of for the in on to & – - за на и в".split())
+# (inflected forms match as in the glossary: "българските" is "български", see ``_same_word``)
+BG_NAMES = {"българия": ("Bulgaria",), "български": ("Bulgarian",), "българска": ("Bulgarian",), "софия": ("Sofia",),
+            "мсп": ("SME", "SMEs"), "ес": ("EU",), "европейски": ("European",), "европейска": ("European",)}
+# words an acronym's letters may step over in its spelled-out form ("ISSS": Innovation Strategy for Smart Specialisation)
+_LINKERS = frozenset("and of for the in on to за на и в".split())
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 _ALPHA_RUN = re.compile(r"[^\W\d_]+")
 
@@ -367,7 +367,7 @@ def parse_glossary(text: str) -> list[tuple[frozenset[str], tuple[str, ...]]]:
         words = frozenset(w.casefold() for w in _ALPHA_RUN.findall(bg)
                           if _CYRILLIC.search(w) and w.casefold() not in _LINKERS)
         # "General Assembly of the members" is found as "General Assembly": its leading capitalised words (two or more)
-        names += [m.group(0) for n in names if (m := re.match(r"[A-Z][\w&-]*(?:\s+[A-Z][\w&-]*)+", n))]
+        names += [caps.group(0) for n in names if (caps := re.match(r"[A-Z][\w&-]*(?:\s+[A-Z][\w&-]*)+", n))]
         names = [n for n in dict.fromkeys(names) if n]
         if words and names:
             entries.append((words, tuple(names)))
@@ -389,7 +389,8 @@ def _translated(words: list[str], norm_sources: str, raw: str, glossary) -> bool
     """Cyrillic words of a name grounded by their English form: each through ``BG_NAMES``, or all of them
     through one glossary entry whose English name is in the sources."""
     folded = [w.casefold() for w in words]
-    if all(any(_name_found(n, norm_sources, raw) for n in BG_NAMES.get(w, ())) for w in folded):
+    if all(any(_same_word(w, word) and _name_found(n, norm_sources, raw) for word, names in BG_NAMES.items()
+               for n in names) for w in folded):
         return True
     return any(all(any(_same_word(w, b) for b in bg) for w in folded) and any(_name_found(n, norm_sources, raw) for n in names)
                for bg, names in glossary)

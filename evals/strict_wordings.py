@@ -24,7 +24,7 @@ from assistant import prompts
 
 from .datasets import load_dataset
 from .runner import DEFAULT_DATASET
-from .tune_gate import DEFAULT_FEATURES, final_ok, outcome
+from .tune_gate import DEFAULT_FEATURES, final_ok, outcome, pick_threshold
 
 WORDINGS = {
     "state": "Instruction: do the passages above state the answer to the question? If they do not, reply only "
@@ -53,9 +53,7 @@ def read_probabilities(questions, out: Path) -> dict[str, dict[str, float]]:
         bot = Assistant(gate=Gate(weights={}, bias=50.0, threshold=0.0, trained_on="open"))
         with out.open("a") as fh:
             for q in tqdm(todo, desc="dev questions", file=sys.stderr):
-                passages = bot.retriever.retrieve(q.question)
-                for p in passages:
-                    p.text = prompts.neutralise_instructions(p.text)
+                passages = bot.passages_for(q.question)
                 row = {"id": q.id}
                 for name, wording in WORDINGS.items():
                     row[name] = bot.llm.next_token_probs(prompts.messages(passages, q.question, wording),
@@ -80,11 +78,8 @@ def half_splits(rows: list[dict], features: tuple[str, ...], min_refusal: float,
         if len(set(y[a])) < 2:
             continue
         model = LogisticRegression().fit(X[a], y[a])
-        fit_rows, fit_scores = [rows[i] for i in a], model.predict_proba(X[a])[:, 1]
-        best = max(np.linspace(0.05, 0.95, 91), key=lambda t: (
-            outcome(fit_scores, fit_rows, t)["refusal_accuracy"] >= min_refusal,
-            outcome(fit_scores, fit_rows, t)["answered_correctly"] - outcome(fit_scores, fit_rows, t)["answered_wrongly"]))
-        o = outcome(model.predict_proba(X[b])[:, 1], [rows[i] for i in b], best)
+        threshold, _ = pick_threshold(model.predict_proba(X[a])[:, 1], [rows[i] for i in a], min_refusal)
+        o = outcome(model.predict_proba(X[b])[:, 1], [rows[i] for i in b], threshold)
         scores.append((o["answered_correctly"], o["answered_wrongly"], o["refusal_accuracy"]))
     return tuple(np.mean(scores, axis=0)) if scores else (float("nan"),) * 3
 

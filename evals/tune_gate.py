@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.gate import FEATURES, GATE_FILE, Gate
+from assistant import prompts
 from assistant.prompts import declines
 from ingestion.config import Settings
 
@@ -45,9 +46,9 @@ def collect(dataset: Path, limit: int | None, cache: Path, features: tuple[str, 
     questions = load_dataset(dataset, split="dev")
     random.Random(0).shuffle(questions)  # a partial run still mixes answerable and unanswerable questions
     questions = questions[:limit]
-    # a row cached before a signal existed, or with another number of passages in the prompt (the signals depend
-    # on it; rows that do not say are asked again), is asked again; the newest row of an id wins when read
-    # so is a row asked with other prompts (the signals are read under them)
+    # the signals depend on the number of passages in the prompt and on the prompts themselves: a row cached before
+    # a signal existed, or with another (or no recorded) passage count or prompts fingerprint, is asked again; the
+    # newest row of an id wins when the cache is read
     missing = [q for q in questions if q.id not in rows or any(f not in rows[q.id]["signals"] for f in features)
                or (passages is not None and rows[q.id].get("top_k") != passages)
                or rows[q.id].get("prompts") != prompts_tag()]
@@ -74,8 +75,6 @@ def collect(dataset: Path, limit: int | None, cache: Path, features: tuple[str, 
 
 def prompts_tag() -> str:
     """A short fingerprint of the two prompts the gate's signals are read under (the answer and the strict one)."""
-    from assistant import prompts
-
     return hashlib.sha1((prompts.ANSWER + "\0" + prompts.STRICT).encode()).hexdigest()[:10]
 
 
@@ -106,6 +105,18 @@ def outcome(scores, rows, threshold) -> dict:
             "refusal_accuracy": unans_refused / max(unans, 1)}
 
 
+def pick_threshold(scores, rows: list[dict], min_refusal: float) -> tuple[float, dict]:
+    """The threshold that answers the most questions correctly less wrongly while refusing at least ``min_refusal``
+    of the unanswerable ones (if none does, the one that refuses most usefully), and its outcome."""
+    best = None
+    for t in np.linspace(0.05, 0.95, 91):
+        o = outcome(scores, rows, t)
+        key = (o["refusal_accuracy"] >= min_refusal, o["answered_correctly"] - o["answered_wrongly"])
+        if best is None or key > best[0]:
+            best = (key, float(t), o)
+    return best[1], best[2]
+
+
 def fit(rows: list[dict], min_refusal: float, features: tuple[str, ...] = DEFAULT_FEATURES,
         passages: int | None = None) -> tuple[Gate, dict]:
     from sklearn.linear_model import LogisticRegression
@@ -121,13 +132,7 @@ def fit(rows: list[dict], min_refusal: float, features: tuple[str, ...] = DEFAUL
             loo[i] = y[mask].mean()
             continue
         loo[i] = LogisticRegression(C=1.0).fit(X[mask], y[mask]).predict_proba(X[i:i + 1])[0, 1]
-    best = None
-    for t in np.linspace(0.05, 0.95, 91):
-        o = outcome(loo, rows, t)
-        key = (o["refusal_accuracy"] >= min_refusal, o["answered_correctly"] - o["answered_wrongly"])
-        if best is None or key > best[0]:
-            best = (key, float(t), o)
-    _, threshold, o = best
+    threshold, o = pick_threshold(loo, rows, min_refusal)
     gate = Gate(weights={f: float(w) for f, w in zip(features, model.coef_[0])}, bias=float(model.intercept_[0]),
                 threshold=round(threshold, 3),
                 trained_on=f"dev split, {len(rows)} questions, "

@@ -25,6 +25,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from . import config  # noqa: F401  (offline switches before any model library loads)
+from .embed_worker import SPINCOUNT, read_exact
 
 
 class EmbeddingError(RuntimeError):
@@ -85,11 +86,8 @@ class WorkerEmbedder:
         self._lock = threading.Lock()
         self._ready = False
         self.failure = ""  # why the child is not used ("" while it is)
-        from .embed_worker import SPINCOUNT
-
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": SPINCOUNT}
-        root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else root
+        root = str(Path(__file__).resolve().parent.parent)  # `python -m` finds the package from here
         self._stderr = tempfile.TemporaryFile()  # what the child says when it fails goes into the warning
         try:
             self._proc: subprocess.Popen | None = subprocess.Popen(
@@ -139,8 +137,6 @@ class WorkerEmbedder:
     def _ask(self, op: str, texts: list[str]) -> np.ndarray | None:
         """Rows from the child, or None when it cannot serve (then the caller embeds here). A request the child
         rejects (an input problem, not a broken child) is embedded here too, where it fails or succeeds for real."""
-        from .embed_worker import read_exact
-
         try:
             body = json.dumps({"op": op, "texts": texts}).encode("utf-8")
         except (TypeError, ValueError):  # not text the pipe can carry (e.g. a lone surrogate): this process decides
