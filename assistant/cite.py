@@ -27,12 +27,14 @@ _WORD_MARK = re.compile(r"\s*\(?\b(?:passages?|пасажи?|пасажа|отк
 _META_WORDS = frozenset("""this that these it its is are was were be been stated mentioned described given shown found
     written listed noted explained in on of the a an to as per see above below here there also both same figure
     information answer fact facts passage passages text document documents source sources according which
+    they them those both and
     това тази този е са се посочено посочена споменато споменава описано описана дадено в във на от пасаж пасажа
-    пасажи откъс откъса текста документа документите източника информацията според""".split())
+    пасажи откъс откъса текста документа документите източника информацията според и те двата двете""".split())
 # "This requirement is stated in the passage.": a pointer whatever noun it points with
-_POINTER = re.compile(r"^(?:this|that|these|the|it|its)\b(?:\s+[^\W\d_]+){0,3}\s+(?:is|are|was|were)\s+"
+# (the object may be the stripped marker itself: "This model is described in [1]." leaves "... described in.")
+_POINTER = re.compile(r"^(?:this|that|these|the|it|its|they|both)\b(?:\s+[^\W\d_]+){0,3}\s+(?:is|are|was|were)\s+"
                       r"(?:stated|mentioned|described|given|shown|found|written|listed|noted|set out)\s+"
-                      r"(?:in|by|from)\s+(?:the\s+)?(?:passages?|documents?|text|sources?)\W*$", re.IGNORECASE)
+                      r"(?:in|by|from)(?:\s+(?:the\s+)?(?:passages?|documents?|text|sources?))?\W*$", re.IGNORECASE)
 # a sentence that opens with one of these leans on the sentence before it ("This fee is paid by ...")
 _ANAPHORA = frozenset("this that these those it its they their such това тази този тези той тя те".split())
 _SENT_END = re.compile(r"(?<=[.!?…])[\"'»”)]*\s+(?=[\"'«“(]*[A-ZА-Я0-9])")
