@@ -27,7 +27,7 @@ _WORD_MARK = re.compile(r"\s*\(?\b(?:passages?|пасажи?|пасажа|отк
 _META_WORDS = frozenset("""this that these it its is are was were be been stated mentioned described given shown found
     written listed noted explained in on of the a an to as per see above below here there also both same figure
     information answer fact facts passage passages text document documents source sources according which
-    they them those both and
+    they them those and
     това тази този е са се посочено посочена споменато споменава описано описана дадено в във на от пасаж пасажа
     пасажи откъс откъса текста документа документите източника информацията според и те двата двете""".split())
 # "This requirement is stated in the passage.": a pointer whatever noun it points with
