@@ -130,7 +130,7 @@ class Assistant:
                    "answer_tokens": float(len(logprobs)), **extra}
         signals["gate"] = self.gate.score(signals)
         signals["threshold"] = self.gate.threshold
-        said_not_found = prompts.NOT_FOUND in draft[: len(prompts.NOT_FOUND) + 8] or not draft or prompts.declines(draft)
+        said_not_found = prompts.says_not_found(draft)
         t = time.perf_counter()
         text, citations, checks = "", [], []
         if not said_not_found and self.gate.answers(signals):

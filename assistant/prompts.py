@@ -61,6 +61,11 @@ def declines(draft: str) -> bool:
     """Does the draft say the passages lack the answer (rather than answer)?"""
     return bool(_DECLINES.search(draft or ""))
 
+
+def says_not_found(draft: str) -> bool:
+    """Is the draft a refusal whatever the gate says: empty, NOT_FOUND at its start, or declining in words?"""
+    return not draft or NOT_FOUND in draft[: len(NOT_FOUND) + 8] or declines(draft)
+
 REFUSAL = {
     "en": "The documents do not answer this question. The closest passages are shown below.",
     "bg": "Документите не отговарят на този въпрос. Най-близките откъси са показани по-долу.",

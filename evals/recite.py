@@ -19,24 +19,24 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from assistant.cite import assign_citations
-from assistant.prompts import NOT_FOUND, declines
+from assistant.prompts import says_not_found
 
 from . import metrics as M
+from .baselines import chunk_pages
 from .datasets import GoldQuestion, load_dataset
-from .runner import DEFAULT_DATASET
+from .runner import DEFAULT_DATASET, cited_passage
 
 
 def gate_passed(answer: dict) -> bool:
     """Did the run's gate let this draft through? (Its score and threshold are in the record's signals.)"""
-    sig, draft = answer.get("signals") or {}, answer.get("draft") or ""
-    if not draft or draft.startswith(NOT_FOUND) or declines(draft) or "gate" not in sig:
-        return False
-    return sig["gate"] >= sig.get("threshold", 0.0)
+    sig = answer.get("signals") or {}
+    return not says_not_found(answer.get("draft") or "") and "gate" in sig and sig["gate"] >= sig.get("threshold", 0.0)
 
 
 def recite(records: Iterable[dict], questions: dict[str, GoldQuestion], passages_for: Callable[[str], Sequence],
-           embed: Callable) -> dict:
-    """Citation precision of the drafts re-cited now, overall and by language, with each question's result."""
+           embed: Callable, pages: dict | None = None) -> dict:
+    """Citation precision of the drafts re-cited now, overall and by language, with each question's result
+    (``pages``: chunk id -> page range, as the report uses it for merged passages of paged documents)."""
     per: dict[str, dict] = {}
     for rec in records:
         q = questions.get(rec["id"])
@@ -44,8 +44,7 @@ def recite(records: Iterable[dict], questions: dict[str, GoldQuestion], passages
             continue
         passages = passages_for(q.question)
         text, citations, checks = assign_citations(rec["answer"]["draft"], passages, q.question, embed)
-        by_n = {p.n: p for p in passages}
-        refs = [M.Ref.of(by_n[c.passage_n]) for c in citations if c.passage_n in by_n]
+        refs = [M.Ref.of(p, pages) for p in (cited_passage(c, passages) for c in citations) if p is not None]
         per[q.id] = {"lang": q.lang, "text": text, "kept": bool(text),
                      "citation_precision": M.citation_precision(refs, q.gold_sources, q.fact_ids) if text else None,
                      "removed": [f"{c.sentence} ({c.problem})" for c in checks if c.problem]}
@@ -72,7 +71,7 @@ def main() -> int:
     records = [json.loads(line)["record"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     questions = {q.id: q for q in load_dataset(args.dataset)}
     bot = Assistant()
-    out = recite(records, questions, bot.passages_for, bot._embed_sentences)
+    out = recite(records, questions, bot.passages_for, bot._embed_sentences, chunk_pages(bot.store))
     before = {r["id"]: r["answer"] for r in records}
     for qid, r in out["questions"].items():
         old = before[qid]

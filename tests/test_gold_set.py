@@ -8,41 +8,32 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from conftest import CORPUS
 from evals.datasets import load_dataset
 from evals.metrics import fact_present
 from evals.runner import DEFAULT_DATASET
+from ingestion.readers import read_document
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "corpus"
 QUESTIONS = load_dataset(DEFAULT_DATASET)
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_FACT = re.compile(r"<!--\s*([A-Z]{1,2}\d+[a-z]?)\s*-->")
 
 
-def _corpus() -> tuple[dict[str, list[str]], dict[str, tuple[str, str, str]]]:
-    """Headings of each corpus file, and for each fact id: (file, nearest heading above it, the text that states it:
-    everything since the previous fact marker or heading)."""
-    headings: dict[str, list[str]] = {}
+def _corpus() -> tuple[dict[str, set[str]], dict[str, tuple[str, str, str]]]:
+    """Headings of each corpus file as the project's reader sees them, and for each fact id: (file, heading of the
+    section it stands in, the text that states it: everything since the previous fact or the section's start)."""
+    headings: dict[str, set[str]] = {}
     facts: dict[str, tuple[str, str, str]] = {}
     for path in sorted(CORPUS.glob("*.md")):
-        heading, since = "", []
-        headings[path.name] = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            m = _HEADING.match(line)
-            if m:
-                heading, since = m.group(2), []
-                headings[path.name].append(heading)
-                continue
-            since.append(line)
-            ids = _FACT.findall(line)
-            for fid in ids:
-                facts[fid] = (path.name, heading, " ".join(since))
-            if ids:
-                since = []
+        doc = read_document(path)
+        headings[doc.doc_id] = {s.heading_path[-1] for s in doc.sections if s.heading_path}
+        previous = 0
+        for offset, fid in sorted(doc.fact_ids.items()):
+            section = max((s for s in doc.sections if s.start <= offset), key=lambda s: s.start)
+            facts[fid] = (doc.doc_id, section.heading_path[-1] if section.heading_path else "",
+                          doc.text[max(previous, section.start):offset])
+            previous = offset
     return headings, facts
 
 
