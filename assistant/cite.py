@@ -5,8 +5,9 @@ passage sentences by meaning (multilingual embeddings, so a Bulgarian answer fin
 passage) and by shared numbers. A sentence whose numbers do not all appear in its cited passage,
 or that no passage supports, is removed; so is a sentence that only points at a passage ("This is stated
 in passage [2].") or restates the question (as a question, or in its words with nothing added), and a
-sentence that leans on a removed one ("This fee is paid by ...") goes with it. Citations the model writes
-in words ("(Passage 1)") count as markers. All functions here except ``assign_citations`` are pure.
+sentence that leans on a removed one ("This fee is paid by ...") goes with it, and so does a sentence written a
+second time. Citations the model writes in words ("(Passage 1)") count as markers. All functions here except
+``assign_citations`` are pure.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ _CAP = re.compile(r"\b[A-Z][A-Za-z&\-]{2,}\b")
 SUPPORT_MIN = 0.80  # e5 cosine between an answer sentence and its best passage sentence (tuned on dev questions)
 
 
+# a full stop that ends an initial or an abbreviation, not a sentence: "D. Foray", "Prof. Ivanov", "et al. The"
+_NOT_AN_END = re.compile(r"(?:^|[\s(])(?:[A-ZА-Я]|Prof|Dr|Mr|Mrs|Ms|St|Art|al|e\.g|i\.e|vs|cf|проф|д-р|напр|т\.е|чл|ал)\.$")
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of a short answer (or of a passage); list items count as sentences."""
     out: list[str] = []
@@ -54,7 +59,15 @@ def split_sentences(text: str) -> list[str]:
         line = line.strip().lstrip("-*• ").strip()
         if not line:
             continue
-        out.extend(s.strip() for s in _SENT_END.split(line) if s.strip())
+        pieces: list[str] = []
+        for piece in (s.strip() for s in _SENT_END.split(line)):
+            if not piece:
+                continue
+            if pieces and _NOT_AN_END.search(pieces[-1]):
+                pieces[-1] += " " + piece
+            else:
+                pieces.append(piece)
+        out.extend(pieces)
     return out
 
 
@@ -176,6 +189,7 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
     sims = a_vec @ s_vec.T  # answer sentence x passage sentence
     checks: list[SentenceCheck] = []
     claim_removed = False  # the previous sentence was removed for a number or name no passage has
+    seen: set[str] = set()  # the words of the sentences already checked
     for i, sent in enumerate(sentences):
         best_for = {}
         for j, (n, _) in enumerate(p_sents):
@@ -202,7 +216,10 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
                     check = SentenceCheck(check.sentence, chosen, support, p_sents[j][1])
                     missing_numbers = set()
                     break
-        if says_nothing(sent):
+        said = " ".join(_WORD_OR_NUM.findall(check.sentence.lower()))
+        if said in seen:  # a small model caught in a loop writes the same sentence again
+            check.problem = "it repeats an earlier sentence"
+        elif says_nothing(sent):
             check.problem = "it only points at a passage, it says nothing"
         elif is_question(sent):
             check.problem = "it is a question, not an answer"
@@ -224,6 +241,7 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
         # only an invented number or name counts: "Yes, it qualifies." can fall below the support bar while
         # the "It ..." after it speaks of the question's subject (measured on the dev drafts)
         claim_removed = check.problem.startswith(("numbers not", "names not", "it refers back"))
+        seen.add(said)
         checks.append(check)
     kept = [c for c in checks if not c.problem]
     sentences_index = {c.sentence: i for i, c in enumerate(checks)}

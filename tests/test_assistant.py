@@ -320,3 +320,23 @@ def test_a_draft_that_declines_in_words_is_recognised(draft, declined):
     from assistant.prompts import declines
 
     assert declines(draft) is declined
+
+
+@pytest.mark.parametrize("text, sentences", [
+    ("The RIS3 Guide was written by D. Foray, J. Goddard and R. Ortega-Argilés. It appeared in 2012.",
+     ["The RIS3 Guide was written by D. Foray, J. Goddard and R. Ortega-Argilés.", "It appeared in 2012."]),
+    ("The chair was Prof. Ivanov. See Art. 5 of the law.", ["The chair was Prof. Ivanov.", "See Art. 5 of the law."]),
+    ("Председател беше проф. Иванов. Второ изречение.", ["Председател беше проф. Иванов.", "Второ изречение."]),
+    ("Drafted in 2015. Adopted in 2016.", ["Drafted in 2015.", "Adopted in 2016."]),
+])
+def test_initials_and_abbreviations_do_not_end_a_sentence(text, sentences):
+    assert split_sentences(text) == sentences
+
+
+def test_a_sentence_written_twice_is_kept_once(assistant):
+    text, cites, checks = check_draft(
+        assistant, "How long is a first Bronze label valid?", "two years",
+        "A first Bronze label is valid for two years [{n}]. A first Bronze label is valid for two years [{n}].")
+    assert [c.problem for c in checks] == ["", "it repeats an earlier sentence"], checks
+    assert text.count("two years") == 1, text
+
