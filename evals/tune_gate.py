@@ -74,8 +74,17 @@ def collect(dataset: Path, limit: int | None, cache: Path, features: tuple[str, 
 
 
 def prompts_tag() -> str:
-    """A short fingerprint of the two prompts the gate's signals are read under (the answer and the strict one)."""
-    return hashlib.sha1((prompts.ANSWER + "\0" + prompts.STRICT).encode()).hexdigest()[:10]
+    """A short fingerprint of the two prompts the gate's signals are read under (the answer and the strict one),
+    as the model sees them: system text, passage layout and instruction, rendered over a fixed sample passage."""
+    from assistant.types import Passage
+    from ingestion.types import Chunk
+
+    chunk = Chunk(chunk_id="c", doc_id="d.md", title="Title", path="d.md", doc_type="t", language="en", text="Text.",
+                  start=0, end=5, heading_path=("H1", "H2", "H3"), page_start=None, page_end=None, source_urls=(),
+                  content_hash="", doc_hash="", doc_chunks=1, embed_model="")
+    sample = [Passage(chunk=chunk, text="Text.", score=1.0, n=1)]
+    shown = [prompts.messages(sample, "Question?", instruction) for instruction in (prompts.ANSWER, prompts.STRICT)]
+    return hashlib.sha1(json.dumps(shown).encode()).hexdigest()[:10]
 
 
 def final_ok(row: dict, key_facts) -> bool:

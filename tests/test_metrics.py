@@ -271,6 +271,18 @@ def test_a_draft_the_citation_check_emptied_counts_as_refused_in_the_fit():
     assert o["refusal_accuracy"] == 1.0 and o["answered_wrongly"] == 0.0 and o["answered_correctly"] == 0.5
 
 
+def test_cached_gate_signals_go_stale_when_the_prompt_layout_changes(monkeypatch):
+    """The fingerprint that marks cached development signals covers what the model reads, not only the instruction
+    text: a new way of naming passages makes tune_gate ask the model again."""
+    from assistant import prompts
+    from evals.tune_gate import prompts_tag
+
+    before = prompts_tag()
+    assert prompts_tag() == before
+    monkeypatch.setattr(prompts, "passage_heading", lambda p: p.label())
+    assert prompts_tag() != before
+
+
 def test_strict_wording_study_scores_a_separating_signal_above_a_random_one():
     """evals.strict_wordings.half_splits on rows where one signal separates right from wrong drafts and another is
     noise: the separating one answers more correctly and wrongly less, at the refusal floor."""
