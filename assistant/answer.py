@@ -111,7 +111,9 @@ class Assistant:
                         yield text_so_far
             draft = "".join(pieces).strip()
             gen = getattr(self.llm, "last_stream", None)
-            logprobs = list(gen.token_logprobs) if gen is not None and gen.text == "".join(pieces) else []
+            same = gen is not None and gen.text == "".join(pieces)
+            logprobs = list(gen.token_logprobs) if same else []
+            cut_off = same and gen.finish_reason == "length"  # the model was stopped at its limit, not finished
             timings["generate"] = time.perf_counter() - t
             timings["first_token"] = (first if first is not None else timings["generate"]) + timings["retrieve"]
             t = time.perf_counter()
@@ -134,16 +136,17 @@ class Assistant:
         t = time.perf_counter()
         text, citations, checks = "", [], []
         if not said_not_found and self.gate.answers(signals):
-            text, citations, checks = assign_citations(draft, passages, standalone, self._embed_sentences)
+            text, citations, checks = assign_citations(draft, passages, standalone, self._embed_sentences,
+                                                       cut_off=cut_off)
         timings["cite"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         removed = [f"{c.sentence} ({c.problem})" for c in checks if c.problem]
         if not text:
             yield Answer(text=prompts.REFUSAL[language], refused=True, timings=timings, notice=notice,
-                         signals=signals, removed_sentences=removed, draft=draft, **base)
+                         signals=signals, removed_sentences=removed, draft=draft, draft_cut_off=cut_off, **base)
             return
         yield Answer(text=text, citations=citations, refused=False, timings=timings, notice=notice,
-                     signals=signals, removed_sentences=removed, draft=draft, **base)
+                     signals=signals, removed_sentences=removed, draft=draft, draft_cut_off=cut_off, **base)
 
     # ------------------------------------------------------------------ helpers
     def passages_for(self, question: str, k: int | None = None, filters: dict | None = None) -> list[Passage]:

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .types import Citation, Passage
+from .types import Citation, Passage, is_glossary
 
 _MARK = re.compile(r"\s*\[(\d{1,2}(?:\s*[,;]\s*\d{1,2})*)\]")
 # the model also cites in words: "(Passage 1)", "in passage [2]", "passages 1 and 3", "пасаж 2"
@@ -46,6 +46,9 @@ _WORD_OR_NUM = re.compile(r"[^\W_]+", re.UNICODE)
 _CAP = re.compile(r"\b[A-Z][A-Za-z&\-]{2,}\b")
 
 SUPPORT_MIN = 0.80  # e5 cosine between an answer sentence and its best passage sentence (tuned on dev questions)
+# how a finished sentence ends (a citation marker counts: "... in 2015 [2]")
+_CLOSED = re.compile(r"[.!?…:;)\]\"'»”]\s*$")
+GLOSSARY_MARGIN = 0.05  # a document passage this close to a glossary passage's support is cited instead
 
 
 # a full stop that ends an initial or an abbreviation, not a sentence: "D. Foray", "Prof. Ivanov", "et al. The"
@@ -176,9 +179,10 @@ class SentenceCheck:
 
 
 def assign_citations(answer: str, passages: Sequence[Passage], question: str,
-                     embed: Callable[[list[str]], np.ndarray], support_min: float = SUPPORT_MIN
-                     ) -> tuple[str, list[Citation], list[SentenceCheck]]:
-    """Keep the supported sentences of ``answer`` and cite for each the passage that supports it."""
+                     embed: Callable[[list[str]], np.ndarray], support_min: float = SUPPORT_MIN,
+                     cut_off: bool = False) -> tuple[str, list[Citation], list[SentenceCheck]]:
+    """Keep the supported sentences of ``answer`` and cite for each the passage that supports it.
+    ``cut_off``: the model stopped at its token limit, so a last sentence with no closing punctuation is unfinished."""
     sentences = [s for s in split_sentences(answer) if strip_markers(s)]
     if not sentences or not passages:
         return "", [], []
@@ -201,6 +205,11 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
         chosen = [n for n in claimed if best_for[n][0] >= max(support_min, best_for[ranked[0]][0] - 0.05)]
         if not chosen and ranked:
             chosen = [ranked[0]]
+        # a glossary entry restates a fact to translate its terms: the document that states the fact is the source
+        # (a Bulgarian answer shares Bulgarian words with the glossary, so the glossary often scores a little higher)
+        if is_glossary(by_n[chosen[0]].doc_id):
+            floor = max(support_min, best_for[chosen[0]][0] - GLOSSARY_MARGIN)
+            chosen = next(([m] for m in ranked if not is_glossary(by_n[m].doc_id) and best_for[m][0] >= floor), chosen)
         n = chosen[0]
         support, j = best_for[n]
         check = SentenceCheck(sentence=strip_markers(sent), cited=chosen, support=support, quote=p_sents[j][1])
@@ -219,6 +228,8 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
         said = " ".join(_WORD_OR_NUM.findall(check.sentence.lower()))
         if said in seen:  # a small model caught in a loop writes the same sentence again
             check.problem = "it repeats an earlier sentence"
+        elif cut_off and i == len(sentences) - 1 and not _CLOSED.search(sent):
+            check.problem = "it was cut off at the length limit"
         elif says_nothing(sent):
             check.problem = "it only points at a passage, it says nothing"
         elif is_question(sent):

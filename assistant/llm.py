@@ -64,6 +64,7 @@ class Generation:
     completion_tokens: int = 0
     seconds: float = 0.0
     first_token_seconds: float | None = None
+    finish_reason: str = ""  # "stop" (the model ended), "length" (stopped at max_tokens), "" (unknown)
 
 
 def _distribution(name: str) -> importlib.metadata.Distribution:
@@ -317,7 +318,9 @@ class LlamaCppLLM:
         with self._lock:
             t0 = time.perf_counter()
             pieces: list[str] = []
+            finish = ""
             for chunk in self._llm.create_chat_completion(**self._kwargs(messages, max_tokens, stop, rec, True)):
+                finish = chunk["choices"][0].get("finish_reason") or finish
                 piece = chunk["choices"][0].get("delta", {}).get("content")
                 if piece:
                     pieces.append(piece)
@@ -326,7 +329,8 @@ class LlamaCppLLM:
             n_out = self.count_tokens(text) if text else 0
             self.last_stream = Generation(text=text, token_logprobs=rec.logprobs[:n_out], prompt_tokens=0,
                                           completion_tokens=n_out, seconds=time.perf_counter() - t0,
-                                          first_token_seconds=None if rec.first_time is None else rec.first_time - t0)
+                                          first_token_seconds=None if rec.first_time is None else rec.first_time - t0,
+                                          finish_reason=finish)
 
     def first_token_id(self, candidate: str) -> int:
         ids = self._llm.tokenize(candidate.encode("utf-8"), add_bos=False, special=False)
@@ -511,6 +515,7 @@ class OpenAICompatLLM:
             lps: list[float] = []
             first: float | None = None
             finished = False
+            finish = ""
             try:
                 for line in resp.iter_lines():
                     if not line.startswith("data:"):
@@ -528,6 +533,7 @@ class OpenAICompatLLM:
                                    if x.get("logprob") is not None)
                         if choice.get("finish_reason"):
                             finished = True
+                            finish = str(choice["finish_reason"])
                         piece = (choice.get("delta") or {}).get("content")
                         if piece:
                             if first is None:
@@ -544,7 +550,8 @@ class OpenAICompatLLM:
                 raise self._broke_off(None)
             text = "".join(pieces)
             self.last_stream = Generation(text=text, token_logprobs=lps, completion_tokens=len(lps),
-                                          seconds=time.perf_counter() - t0, first_token_seconds=first)
+                                          seconds=time.perf_counter() - t0, first_token_seconds=first,
+                                          finish_reason=finish)
 
     def next_token_probs(self, messages: list[Message], candidates: list[str]) -> dict[str, float]:
         """From the server's ``top_logprobs`` of the first reply token.

@@ -16,7 +16,7 @@ from typing import Sequence
 from ingestion.store import Store
 from ingestion.types import Chunk
 
-from .types import Passage
+from .types import Passage, is_glossary
 
 BG_STOPWORDS = ["и", "на", "за", "в", "във", "от", "да", "се", "е", "с", "със", "по", "че", "са", "не", "как",
                 "какво", "кои", "кой", "коя", "кога", "къде", "колко", "ли", "ще", "има", "ги", "го", "я", "а"]
@@ -34,10 +34,6 @@ def _stem(word: str) -> str:
     """A crude Bulgarian stem: the first four letters survive most inflections (златен / златния)."""
     w = word.lower()
     return w[:4] if len(w) >= 5 else w
-
-
-def is_glossary(doc_id: str) -> bool:
-    return "glossary" in doc_id.lower()
 
 
 def glossary_pairs(chunks: Sequence[Chunk]) -> list[tuple[tuple[str, ...], str]]:

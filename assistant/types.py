@@ -7,6 +7,11 @@ from dataclasses import asdict, dataclass, field
 from ingestion.types import Chunk
 
 
+def is_glossary(doc_id: str) -> bool:
+    """A glossary translates terms; it restates facts whose source is another document."""
+    return "glossary" in doc_id.lower()
+
+
 @dataclass
 class Passage:
     """A retrieved piece of text (one chunk, or neighbouring chunks merged), numbered for the prompt."""
@@ -71,6 +76,7 @@ class Answer:
     signals: dict[str, float] = field(default_factory=dict)  # gate inputs, for evaluation and calibration
     removed_sentences: list[str] = field(default_factory=list)  # dropped by the grounding check
     draft: str = ""  # the model's raw answer before the gate and the citation check (for evaluation)
+    draft_cut_off: bool = False  # the model was stopped at its token limit in mid-draft
 
     def to_json(self) -> dict:
         return {
@@ -87,4 +93,5 @@ class Answer:
                           "chunk_ids": list(p.chunk_ids), "fact_ids": list(p.fact_ids)} for p in self.passages],
             "removed_sentences": self.removed_sentences,
             "draft": self.draft,
+            "draft_cut_off": self.draft_cut_off,
         }

@@ -43,7 +43,8 @@ def recite(records: Iterable[dict], questions: dict[str, GoldQuestion], passages
         if q is None or not gate_passed(rec["answer"]):
             continue
         passages = passages_for(q.question)
-        text, citations, checks = assign_citations(rec["answer"]["draft"], passages, q.question, embed)
+        text, citations, checks = assign_citations(rec["answer"]["draft"], passages, q.question, embed,
+                                                   cut_off=rec["answer"].get("draft_cut_off", False))
         refs = [M.Ref.of(p, pages) for p in (cited_passage(c, passages) for c in citations) if p is not None]
         per[q.id] = {"lang": q.lang, "text": text, "kept": bool(text),
                      "citation_precision": M.citation_precision(refs, q.gold_sources, q.fact_ids) if text else None,

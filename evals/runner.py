@@ -269,7 +269,7 @@ def score_answer(q: GoldQuestion, ans, pages: dict | None = None, glossary=()) -
         },
         "missing": missing, "timings": dict(ans.timings), "tokens_per_s": tokens_per_s(ans),
         # what the model wrote before the citation check, and what the check took out and why
-        "draft": ans.draft, "removed": list(ans.removed_sentences),
+        "draft": ans.draft, "draft_cut_off": ans.draft_cut_off, "removed": list(ans.removed_sentences),
         "signals": {k: v for k, v in ans.signals.items() if isinstance(v, (int, float))},
     }
 

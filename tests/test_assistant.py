@@ -243,12 +243,12 @@ def test_digits_inside_a_name_are_not_numbers():
     assert ungrounded_numbers("Sofia RIS3 names ICT first.", ["The Sofia strategy names ICT first."]) == set()
 
 
-def check_draft(assistant, question: str, needle: str, draft: str):
+def check_draft(assistant, question: str, needle: str, draft: str, cut_off: bool = False):
     """The citation check of ``draft`` over the real passages for ``question``; ``{n}`` in the draft is the number
     of the passage that contains ``needle``."""
     passages = assistant.retriever.retrieve(question)
     n = next(p.n for p in passages if needle in p.text)
-    return assign_citations(draft.format(n=n), passages, question, assistant.embedder.embed_passages)
+    return assign_citations(draft.format(n=n), passages, question, assistant.embedder.embed_passages, cut_off=cut_off)
 
 
 def test_a_number_only_the_question_has_does_not_ground_a_sentence(assistant):
@@ -356,3 +356,24 @@ def test_the_prompt_names_a_passage_by_its_innermost_headings_not_the_whole_path
     assert passage_heading(deep) == "Bronze label > Bronze benchmarking interview"
     assert "A long document title" not in passages_block([deep])
     assert passage_heading(_passage((), page=7)) == "A long document title > p. 7"  # a PDF page without headings
+
+
+def test_a_sentence_cut_off_at_the_token_limit_is_removed(assistant):
+    draft = "A first Bronze label is valid for two years [{n}]. The label can then be renewed for"
+    text, cites, checks = check_draft(assistant, "How long is a first Bronze label valid?", "two years", draft,
+                                      cut_off=True)
+    assert [c.problem for c in checks] == ["", "it was cut off at the length limit"], checks
+    assert text.startswith("A first Bronze label is valid for two years") and "renewed" not in text, text
+    _, _, finished = check_draft(assistant, "How long is a first Bronze label valid?", "two years", draft)
+    assert finished[1].problem != "it was cut off at the length limit"  # a model that ended there meant it
+
+
+def test_a_bulgarian_answer_cites_the_document_rather_than_the_glossary_that_restates_it(assistant):
+    """The glossary entry shares Bulgarian words with a Bulgarian answer and scores a little higher; the membership
+    document states the fact, so it is the source cited."""
+    q = "Кой определя годишния членски внос на КСГЗ?"
+    passages = assistant.passages_for(q)
+    assert {p.doc_id for p in passages} >= {"glossary-bg-en.md", "cskc-membership.md"}
+    text, cites, checks = assign_citations("Годишният членски внос се определя от Общото събрание.", passages, q,
+                                           assistant.embedder.embed_passages)
+    assert text and [c.doc for c in cites] == ["cskc-membership.md"], (text, cites)

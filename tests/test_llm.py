@@ -213,6 +213,14 @@ def test_smollm2_stream_matches_chat(smol):
     assert 0 < len(last.token_logprobs) <= 30 and last.first_token_seconds is not None
 
 
+def test_a_stream_says_whether_the_model_finished_or_was_stopped_at_its_limit(smol):
+    msgs = [{"role": "user", "content": "Count from one to twenty, in words."}]
+    list(smol.stream(msgs, max_tokens=4))
+    assert smol.last_stream.finish_reason == "length"
+    list(smol.stream([{"role": "user", "content": "Reply with the single word: yes"}], max_tokens=60))
+    assert smol.last_stream.finish_reason == "stop"
+
+
 def test_stop_strings_are_honoured(smol):
     g = smol.chat([{"role": "user", "content": "Count from one to ten, in digits, separated by commas."}],
                   max_tokens=40, stop=["5"])
@@ -302,6 +310,8 @@ def test_openai_compat_chat_stream_and_probs(llama_server, smol):
     assert _same_start(g.text, smol.chat(msgs, max_tokens=16).text)
     pieces = list(remote.stream(msgs, max_tokens=16))
     assert len(pieces) > 1 and _same_start("".join(pieces), g.text)
+    list(remote.stream(msgs, max_tokens=2))
+    assert remote.last_stream.finish_reason == "length"
     probs = remote.next_token_probs(msgs, ["Hello", "NOT_FOUND"])
     assert set(probs) == {"Hello", "NOT_FOUND"} and all(0.0 <= p <= 1.0 for p in probs.values())
     assert probs["Hello"] > 0.0
