@@ -99,19 +99,8 @@ def neutralise_instructions(text: str) -> str:
     return " ".join(REDACTED if _INJECTION.search(part) else part for part in parts)
 
 
-def passage_heading(passage: Passage) -> str:
-    """Where a passage sits, as the model reads it: its two innermost headings (``Bronze label > Bronze benchmarking
-    interview``), or the document title and page when it has no headings.
-
-    The full label (title > whole heading path) repeats the title in every passage: 41 prompt tokens a passage on
-    this corpus against 17, and prompt reading (about 100 tokens/s here) is most of the wait for the first word.
-    """
-    path = passage.chunk.heading_path
-    return " > ".join(path[-2:]) if path else passage.label()
-
-
 def passages_block(passages: Sequence[Passage]) -> str:
-    return "\n\n".join(f"[{p.n}] {passage_heading(p)}\n{p.text}" for p in passages)
+    return "\n\n".join(f"[{p.n}] {p.label()}\n{p.text}" for p in passages)
 
 
 def messages(passages: Sequence[Passage], question: str, instruction: str) -> list[dict[str, str]]:

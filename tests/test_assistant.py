@@ -341,23 +341,6 @@ def test_a_sentence_written_twice_is_kept_once(assistant):
     assert text.count("two years") == 1, text
 
 
-def _passage(heading_path, page=None):
-    from ingestion.types import Chunk
-    from assistant.types import Passage
-    chunk = Chunk(chunk_id="c", doc_id="d.pdf", title="A long document title", path="d.pdf", doc_type="strategy",
-                  language="en", text="Text.", start=0, end=5, heading_path=heading_path, page_start=page,
-                  page_end=page, source_urls=(), content_hash="h", doc_hash="h", doc_chunks=1, embed_model="m")
-    return Passage(chunk=chunk, text="Text.", score=1.0, n=1)
-
-
-def test_the_prompt_names_a_passage_by_its_innermost_headings_not_the_whole_path():
-    from assistant.prompts import passage_heading, passages_block
-    deep = _passage(("Cluster management excellence labels", "Bronze label", "Bronze benchmarking interview"))
-    assert passage_heading(deep) == "Bronze label > Bronze benchmarking interview"
-    assert "A long document title" not in passages_block([deep])
-    assert passage_heading(_passage((), page=7)) == "A long document title > p. 7"  # a PDF page without headings
-
-
 def test_a_sentence_cut_off_at_the_token_limit_is_removed(assistant):
     draft = "A first Bronze label is valid for two years [{n}]. The label can then be renewed for"
     text, cites, checks = check_draft(assistant, "How long is a first Bronze label valid?", "two years", draft,

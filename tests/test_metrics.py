@@ -279,7 +279,7 @@ def test_cached_gate_signals_go_stale_when_the_prompt_layout_changes(monkeypatch
 
     before = prompts_tag()
     assert prompts_tag() == before
-    monkeypatch.setattr(prompts, "passage_heading", lambda p: p.label())
+    monkeypatch.setattr(prompts, "passages_block", lambda passages: "\n\n".join(f"({p.n}) {p.text}" for p in passages))
     assert prompts_tag() != before
 
 
