@@ -46,8 +46,10 @@ _WORD_OR_NUM = re.compile(r"[^\W_]+", re.UNICODE)
 _CAP = re.compile(r"\b[A-Z][A-Za-z&\-]{2,}\b")
 
 SUPPORT_MIN = 0.80  # e5 cosine between an answer sentence and its best passage sentence (tuned on dev questions)
-# how a finished sentence ends (a citation marker counts: "... in 2015 [2]")
-_CLOSED = re.compile(r"[.!?…:;)\]\"'»”]\s*$")
+# how a finished sentence ends (a citation marker counts: "... in 2015 [2]", and so does one the model had begun
+# when it was stopped, "... in 2015 [2": the sentence itself was done)
+_CLOSED = re.compile(r"(?:[.!?…:;)\]\"'»”]|\[\d{0,2})\s*$")
+_DANGLING = re.compile(r"\s*\[\d{0,2}\s*$")
 GLOSSARY_MARGIN = 0.05  # a document passage this close to a glossary passage's support is cited instead
 
 
@@ -82,8 +84,9 @@ def markers(sentence: str) -> list[int]:
 
 
 def strip_markers(sentence: str) -> str:
-    """The sentence without its citation markers; "(Passage 1)" goes too, so "Passage" is not taken for a name."""
-    out = _WORD_MARK.sub("", _MARK.sub("", sentence))
+    """The sentence without its citation markers; "(Passage 1)" goes too, so "Passage" is not taken for a name,
+    and so does a marker the model began but never closed ("... Association [3")."""
+    out = _DANGLING.sub("", _WORD_MARK.sub("", _MARK.sub("", sentence)))
     return re.sub(r"\s+([.,;:!?])", r"\1", out).strip()
 
 

@@ -349,6 +349,10 @@ def test_a_sentence_cut_off_at_the_token_limit_is_removed(assistant):
     assert text.startswith("A first Bronze label is valid for two years") and "renewed" not in text, text
     _, _, finished = check_draft(assistant, "How long is a first Bronze label valid?", "two years", draft)
     assert finished[1].problem != "it was cut off at the length limit"  # a model that ended there meant it
+    # stopped while writing the citation: the sentence was done, and the unclosed marker is not shown
+    text, _, checks = check_draft(assistant, "How long is a first Bronze label valid?", "two years",
+                                  "A first Bronze label is valid for two years [{n}", cut_off=True)
+    assert checks[0].problem == "" and re.fullmatch(r"A first Bronze label is valid for two years \[1\]", text), text
 
 
 def test_a_bulgarian_answer_cites_the_document_rather_than_the_glossary_that_restates_it(assistant):
