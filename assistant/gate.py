@@ -6,7 +6,8 @@ Signals (all free by-products of answering):
 - ``top_dense``: cosine similarity of the best passage;
 - ``found_nf`` (optional): P(NOT_FOUND) against P(FOUND) when the model is asked whether any passage states
   what the question asks. It costs one more short read (about 1 s), so it is asked only when the fitted gate
-  weighs it; measured on the development split it adds about two correct answers in a hundred (README).
+  weighs it; measured on the development split it adds about two correct answers in a hundred
+  (docs/PERFORMANCE-HISTORY.md).
 Weights and the threshold are fitted on the development split of the gold set only
 (``python -m evals.tune_gate``) and stored in ``gate.json`` beside this file.
 """

@@ -7,7 +7,8 @@ the other gate signals), P(first reply token = NOT_FOUND) is read under each wor
 (they are read once; each further wording costs only its own tokens, the prefix being cached). Printed per wording:
 the area under the curve for "the draft is correct" on its own, and the gate refitted with it in place of
 ``p_not_found``, scored over 200 random half splits (fitted and thresholded on one half, scored on the other).
-This is how the wording in ``assistant/prompts.py`` was chosen (README, Performance).
+This is how the wording in ``assistant/prompts.py`` was chosen (docs/PERFORMANCE-HISTORY.md, "The strict
+prompt's wording").
 """
 
 from __future__ import annotations

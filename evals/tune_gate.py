@@ -32,7 +32,8 @@ from .datasets import load_dataset
 from .metrics import key_fact_recall
 from .runner import CORRECT_KFR, DEFAULT_DATASET
 
-# chosen on the development split; found_nf was measured and left out (README, Performance, the gate paragraph)
+# chosen on the development split; found_nf was measured and left out (docs/PERFORMANCE-HISTORY.md, the gate
+# paragraph)
 DEFAULT_FEATURES = ("p_not_found", "min_logprob", "top_dense")
 
 
