@@ -38,6 +38,13 @@ WORDINGS = {
              "answer; otherwise reply only NOT_FOUND.",
     "asks-for": "Instruction: if the passages above do not say what the question asks for, reply only NOT_FOUND. "
                 "Otherwise reply with the answer.",
+    # session 12: right drafts to questions that first describe the asker ("We are a consultancy in Vienna. Would
+    # CSKC accept ...?") had a median P(NOT_FOUND) of 0.42-0.60 against about 0.2 for plain questions
+    "situation": "Instruction: answer the question from the passages above. The question may describe the asker's "
+                 "own situation, which the passages need not mention. If the passages do not contain the information "
+                 "needed, reply only NOT_FOUND.",
+    "any-part": "Instruction: answer the question from the passages above. Reply only NOT_FOUND if the passages "
+                "contain nothing that answers any part of it.",
 }
 
 
@@ -55,8 +62,10 @@ def read_probabilities(questions, out: Path) -> dict[str, dict[str, float]]:
         with out.open("a") as fh:
             for q in tqdm(todo, desc="dev questions", file=sys.stderr):
                 passages = bot.passages_for(q.question)
-                row = {"id": q.id}
+                row = dict(done.get(q.id, {"id": q.id}))
                 for name, wording in WORDINGS.items():
+                    if name in row:  # read before: only the new wordings are asked
+                        continue
                     row[name] = bot.llm.next_token_probs(prompts.messages(passages, q.question, wording),
                                                          [prompts.NOT_FOUND])[prompts.NOT_FOUND]
                 done[q.id] = row
