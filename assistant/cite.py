@@ -46,9 +46,9 @@ _WORD_OR_NUM = re.compile(r"[^\W_]+", re.UNICODE)
 _CAP = re.compile(r"\b[A-Z][A-Za-z&\-]{2,}\b")
 
 SUPPORT_MIN = 0.80  # e5 cosine between an answer sentence and its best passage sentence (tuned on dev questions)
-# how a finished sentence ends (a citation marker counts: "... in 2015 [2]", and so does one the model had begun
-# when it was stopped, "... in 2015 [2": the sentence itself was done)
-_CLOSED = re.compile(r"(?:[.!?…:;)\]\"'»”]|\[\d{0,2})\s*$")
+# how a finished sentence ends (a citation marker counts: "... in 2015 [2]")
+_CLOSED = re.compile(r"[.!?…:;)\]\"'»”]\s*$")
+# a marker the model had begun when it was stopped ("... in 2015 [2"): the sentence itself was done
 _DANGLING = re.compile(r"\s*\[\d{0,2}\s*$")
 GLOSSARY_MARGIN = 0.05  # a document passage this close to a glossary passage's support is cited instead
 
@@ -231,7 +231,7 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
         said = " ".join(_WORD_OR_NUM.findall(check.sentence.lower()))
         if said in seen:  # a small model caught in a loop writes the same sentence again
             check.problem = "it repeats an earlier sentence"
-        elif cut_off and i == len(sentences) - 1 and not _CLOSED.search(sent):
+        elif cut_off and i == len(sentences) - 1 and not (_CLOSED.search(sent) or _DANGLING.search(sent)):
             check.problem = "it was cut off at the length limit"
         elif says_nothing(sent):
             check.problem = "it only points at a passage, it says nothing"
