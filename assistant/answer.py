@@ -42,7 +42,8 @@ class Assistant:
             if self._llm is None:
                 s = self.settings
                 self._llm = load_llm(model_path=s.model_path, server_url=s.llm_url, cache_dir=s.model_cache,
-                                     n_threads=s.threads, n_ctx=s.n_ctx, timeout=s.llm_timeout)
+                                     n_threads=s.threads, n_ctx=s.n_ctx, timeout=s.llm_timeout,
+                                     prefix_cache_mb=s.prefix_cache_mb)
             return self._llm
 
     # ------------------------------------------------------------------ public API
@@ -97,7 +98,8 @@ class Assistant:
             first = None
             streamed = False
             for piece in self.llm.stream(prompts.messages(passages, standalone, prompts.ANSWER.format(language=lang_name)),
-                                         max_tokens=self.settings.max_answer_tokens):
+                                         max_tokens=self.settings.max_answer_tokens,
+                                         prefix=prompts.first_passage(passages)):
                 if first is None:
                     first = time.perf_counter() - t
                 pieces.append(piece)
@@ -147,6 +149,29 @@ class Assistant:
             return
         yield Answer(text=text, citations=citations, refused=False, timings=timings, notice=notice,
                      signals=signals, removed_sentences=removed, draft=draft, draft_cut_off=cut_off, **base)
+
+    def warm(self, progress: bool = True) -> dict[str, int]:
+        """Read every chunk of the index as a first passage once and save the model's state after it, so any
+        question whose best passage is that chunk starts from there (``sofia-qa warm``; the states are kept on
+        disk, ``Settings.prefix_cache_mb``). Chunks already saved cost a file read. Returns counts."""
+        from tqdm import tqdm
+
+        llm = self.llm
+        if not hasattr(llm, "keep_prefix") or getattr(llm, "prefixes", None) is None:
+            raise ValueError("saved prompt beginnings need the local model with SOFIA_QA_PREFIX_CACHE_MB above 0 "
+                             "(a model server keeps its own cache)")
+        chunks = self.store.all_chunks()
+        before = dict(llm.prefix_stats)
+        failed = 0
+        for chunk in tqdm(chunks, desc="reading each chunk as a first passage", unit="chunk", disable=not progress):
+            p = Passage(chunk=chunk, text=prompts.neutralise_instructions(chunk.text), score=1.0,
+                        chunk_ids=(chunk.chunk_id,), facts=chunk.fact_ids, n=1)
+            # the question and instruction are never read: only the prompt up to the end of the passage is
+            if not llm.keep_prefix(prompts.messages([p], "?", prompts.ANSWER.format(language="English")),
+                                   prompts.first_passage([p])):
+                failed += 1
+        return {"chunks": len(chunks), "read": llm.prefix_stats["kept"] - before["kept"], "failed": failed,
+                "states": len(llm.prefixes), "megabytes": round(llm.prefixes.nbytes / 2**20)}
 
     # ------------------------------------------------------------------ helpers
     def passages_for(self, question: str, k: int | None = None, filters: dict | None = None) -> list[Passage]:

