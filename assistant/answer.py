@@ -162,16 +162,23 @@ class Assistant:
                              "(a model server keeps its own cache)")
         chunks = self.store.all_chunks()
         before = dict(llm.prefix_stats)
-        failed = 0
-        for chunk in tqdm(chunks, desc="reading each chunk as a first passage", unit="chunk", disable=not progress):
+        failed = left = 0
+        largest = llm.prefixes.largest
+        for i, chunk in enumerate(tqdm(chunks, desc="reading each chunk as a first passage", unit="chunk",
+                                       disable=not progress)):
+            if llm.prefixes.nbytes + largest > llm.prefixes.max_bytes:
+                left = len(chunks) - i  # the next state would push out one saved here: stop
+                break
             p = Passage(chunk=chunk, text=prompts.neutralise_instructions(chunk.text), score=1.0,
                         chunk_ids=(chunk.chunk_id,), facts=chunk.fact_ids, n=1)
+            size = llm.prefixes.nbytes
             # the question and instruction are never read: only the prompt up to the end of the passage is
             if not llm.keep_prefix(prompts.messages([p], "?", prompts.ANSWER.format(language="English")),
                                    prompts.first_passage([p])):
                 failed += 1
+            largest = max(largest, llm.prefixes.nbytes - size)
         return {"chunks": len(chunks), "read": llm.prefix_stats["kept"] - before["kept"], "failed": failed,
-                "states": len(llm.prefixes), "megabytes": round(llm.prefixes.nbytes / 2**20)}
+                "left": left, "states": len(llm.prefixes), "megabytes": round(llm.prefixes.nbytes / 2**20)}
 
     # ------------------------------------------------------------------ helpers
     def passages_for(self, question: str, k: int | None = None, filters: dict | None = None) -> list[Passage]:

@@ -197,6 +197,9 @@ def cmd_warm(args) -> int:
               f"text another chunk repeats, is not read again)"
               + (f", {out['failed']} failed" if out["failed"] else "")
               + f"; {out['states']} saved states, {out['megabytes']} MB in {folder}")
+        if out["left"]:
+            print(f"stopped with {out['left']} chunks left: the states would exceed SOFIA_QA_PREFIX_CACHE_MB="
+                  f"{assistant.settings.prefix_cache_mb}; raise it to save them all", file=sys.stderr)
     return 1 if out["failed"] else 0
 
 

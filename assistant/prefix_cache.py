@@ -131,6 +131,11 @@ class PrefixCache:
     def nbytes(self) -> int:
         return sum(e.nbytes for e in self._entries.values())
 
+    @property
+    def largest(self) -> int:
+        """Bytes of the largest state kept (0 when empty)."""
+        return max((e.nbytes for e in self._entries.values()), default=0)
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -170,3 +171,12 @@ def test_sofia_qa_warm_reads_each_chunk_once(tmp_path):
     again = json.loads(subprocess.run(warm, env=env, cwd=ROOT, check=True, capture_output=True, text=True,
                                       timeout=600).stdout)
     assert again["read"] == 0 and again["states"] == first["chunks"]
+    # a budget that holds one state: warm stops rather than push out what it saved, and says so
+    one = max(f.stat().st_size for f in Path(first["folder"]).glob("*.kv"))
+    small = {**env, "SOFIA_QA_MODEL_CACHE": str(tmp_path / "small"),
+             "SOFIA_QA_PREFIX_CACHE_MB": str(math.ceil(1.5 * one / 2**20))}
+    run = subprocess.run(warm, env=small, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = json.loads(run.stdout)
+    assert out["states"] == 1 and out["left"] == first["chunks"] - 1
+    plain = subprocess.run(warm[:-3] + warm[-2:], env=small, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert "SOFIA_QA_PREFIX_CACHE_MB" in plain.stderr and "left" in plain.stderr
