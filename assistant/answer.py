@@ -115,7 +115,8 @@ class Assistant:
             gen = getattr(self.llm, "last_stream", None)
             same = gen is not None and gen.text == "".join(pieces)
             logprobs = list(gen.token_logprobs) if same else []
-            cut_off = same and gen.finish_reason == "length"  # the model was stopped at its limit, not finished
+            # the model was stopped (at its token limit, or going round in circles), not finished
+            cut_off = same and gen.finish_reason in ("length", "repeat")
             timings["generate"] = time.perf_counter() - t
             timings["first_token"] = (first if first is not None else timings["generate"]) + timings["retrieve"]
             t = time.perf_counter()

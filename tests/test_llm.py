@@ -495,3 +495,54 @@ def test_openai_compat_server_without_logprobs_still_gates(tmp_path):
             ["NOT_FOUND", "Hello"])
         assert set(probs) == {"NOT_FOUND", "Hello"} and set(probs.values()) <= {0.0, 1.0}
         assert sum(probs.values()) <= 1.0
+
+
+# ------------------------------------------------------------------------------------------ drafts going round in circles
+
+
+def test_repeats_itself_fires_on_loops_and_not_on_answers():
+    looping = [
+        "The label costs EUR 8,250 excluding VAT. [1] The label costs EUR 8,250 excluding VAT. [2]",  # markers aside
+        "Sofia Municipality [2] and the Sofia Development Association [2] [3] [3] [3] [3]",
+        "The two priority areas are ICT and the creative industries. [1], [1], [1], [1]",
+        "Приоритетните области са: - IT (информационни технологии) - креативни индустрии " * 4,  # no full stop
+    ]
+    answers = [
+        "A first-time Gold label assessment costs EUR 8,250 excluding VAT [1]. Renewal costs EUR 6,250 [1].",
+        "ESCA works with EUCLES, the European Clusters Labelling Excellence Structure. EUCLES validates the "
+        "indicators of the European Clusters Labelling Excellence Structure [2] [3].",  # a long name twice is fine
+        "Members pay a yearly fee [1] [2]. The General Assembly sets it [1].",
+        "",
+    ]
+    assert all(L.repeats_itself(t) for t in looping)
+    assert not any(L.repeats_itself(t) for t in answers)
+
+
+def test_a_stream_going_round_in_circles_is_stopped_early(smol):
+    msgs = [{"role": "user", "content": "Write a poem where every line is: The cluster meets in Sofia every spring."}]
+    text = "".join(smol.stream(msgs, max_tokens=300))
+    g = smol.last_stream
+    assert g.finish_reason == "repeat" and L.repeats_itself(text) and not L.repeats_itself(text[:-40])
+    assert text.count("Sofia every spring") <= 3 and 0 < len(g.token_logprobs) < 120
+
+
+def test_openai_compat_stream_going_round_in_circles_is_cut_and_the_connection_closed(fault_server):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    sent = []
+
+    def loops_forever(conn, stop):  # a server whose model repeats one sentence until its limit
+        conn.sendall(head)
+        for _ in range(200):
+            body = _sse([_piece("The cluster meets in Sofia. ")])
+            try:
+                conn.sendall(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+            except OSError:  # the client hung up: stop writing
+                return
+            sent.append(1)
+            time.sleep(0.02)
+
+    remote = L.OpenAICompatLLM(fault_server(loops_forever).url, timeout=5)
+    text = "".join(remote.stream([{"role": "user", "content": "hi"}]))
+    assert text == "The cluster meets in Sofia. " * 2 and remote.last_stream.finish_reason == "repeat"
+    time.sleep(0.5)
+    assert len(sent) < 50  # the server saw the connection close and stopped long before 200
