@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_ask if name == "ask" else cmd_chat)
 
     p = sub.add_parser("warm", help="read every chunk once as a first passage and save the model's state after it "
-                                    "(a faster first word; about 2.5 s a chunk here, once)")
+                                    "(a faster first word; about 1.4 s a chunk here, once)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--model", help="a GGUF file instead of the bundled model (SOFIA_QA_MODEL_PATH)")
     _common(p)
