@@ -180,3 +180,86 @@ def test_sofia_qa_warm_reads_each_chunk_once(tmp_path):
     assert out["states"] == 1 and out["left"] == first["chunks"] - 1
     plain = subprocess.run(warm[:-3] + warm[-2:], env=small, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert "SOFIA_QA_PREFIX_CACHE_MB" in plain.stderr and "left" in plain.stderr
+
+
+# ------------------------------------------------------------------------------------------ spliced passages
+
+
+def _passages_with_answer_last(assistant, question: str, fact: str):
+    """Three real passages for ``question``, renumbered so the one holding ``fact`` comes last (it will be spliced)."""
+    from dataclasses import replace
+
+    found = assistant.passages_for(question, k=3)
+    holder = next(p for p in found if fact in p.text)
+    ordered = [p for p in found if p is not holder] + [holder]
+    return [replace(p, n=i) for i, p in enumerate(ordered, 1)]
+
+
+@pytest.fixture()
+def qwen_splicing(qwen_llm):
+    return L.LlamaCppLLM(qwen_llm.path, n_ctx=4096, prefix_cache=PrefixCache(512 * 2**20), splice=True)
+
+
+def _keep_each_first(llm, passages):
+    """What ``sofia-qa warm`` does for these passages: each read as the first passage of a prompt, state kept."""
+    from dataclasses import replace
+
+    from assistant import prompts
+
+    for p in passages:
+        first = [replace(p, n=1)]
+        assert llm.keep_prefix(prompts.messages(first, "?", prompts.ANSWER.format(language="English")),
+                               prompts.first_passage(first))
+
+
+def test_later_passages_are_spliced_from_saved_states_and_still_read(assistant, qwen_splicing):
+    """The bundled model: passages 2 and 3 come from states saved with each of them first (moved to their place,
+    numbered afresh) instead of being read; the answer, whose only source is passage 3, is still found."""
+    from assistant import prompts
+
+    llm = qwen_splicing
+    assert llm.splice and llm._llama_cpp.llama_n_seq_max(llm._llm._ctx.ctx) == 2
+    q = "How long is a Silver label valid when it is awarded for the first time?"
+    passages = _passages_with_answer_last(assistant, q, "valid for two years")
+    _keep_each_first(llm, passages)
+    llm._llm.reset()
+    msgs = prompts.messages(passages, q, prompts.ANSWER.format(language="English"))
+    text = "".join(llm.stream(msgs, max_tokens=60, prefix=prompts.first_passage(passages),
+                              blocks=prompts.passage_blocks(passages)))
+    assert llm.prefix_stats["spliced"] == 2 and llm.prefix_stats["restored"] == 1
+    tokens = llm._prompt(msgs)[0]
+    spliced = llm.prefix_stats["tokens_spliced"]
+    assert spliced > 0.5 * sum(llm.count_tokens(p.text) for p in passages[1:])  # most of passages 2-3 not read
+    assert llm._format is not None  # the tokens the model holds are the prompt's, in order
+    assert list(llm._llm.input_ids[:len(tokens)]) == list(tokens)
+    assert "two years" in text.lower() or "2 years" in text.lower(), text
+    # the gate's second look reuses the spliced context: only the instruction is read
+    p = llm.next_token_probs(prompts.messages(passages, q, prompts.STRICT), [prompts.NOT_FOUND])
+    assert p[prompts.NOT_FOUND] < 0.5
+
+
+def test_a_damaged_saved_passage_is_read_instead(assistant, qwen_splicing, caplog):
+    """A saved state that does not restore (cut short) costs speed, not the answer: that passage is read."""
+    from dataclasses import replace
+
+    from assistant import prompts
+
+    llm = qwen_splicing
+    q = "How long is a Silver label valid when it is awarded for the first time?"
+    passages = _passages_with_answer_last(assistant, q, "valid for two years")
+    _keep_each_first(llm, passages)
+    # cut the last passage's state short, under the same tokens
+    last = [replace(passages[-1], n=1)]
+    head = llm._prompt(prompts.messages(last, "?", prompts.ANSWER.format(language="English")))[0]
+    saved, state, shared = llm.prefixes.best(head)
+    assert shared == len(saved)  # this passage's own state: all of it begins this prompt
+    llm.prefixes.forget(saved)
+    llm.prefixes.put(saved, state[: len(state) // 2])
+    llm._llm.reset()
+    msgs = prompts.messages(passages, q, prompts.ANSWER.format(language="English"))
+    text = "".join(llm.stream(msgs, max_tokens=60, prefix=prompts.first_passage(passages),
+                              blocks=prompts.passage_blocks(passages)))
+    assert llm.prefix_stats["spliced"] == 1  # passage 2 only
+    assert "two years" in text.lower() or "2 years" in text.lower(), text
+    tokens = llm._prompt(msgs)[0]
+    assert llm._format is not None and list(llm._llm.input_ids[:len(tokens)]) == list(tokens)
