@@ -43,7 +43,7 @@ class Assistant:
                 s = self.settings
                 self._llm = load_llm(model_path=s.model_path, server_url=s.llm_url, cache_dir=s.model_cache,
                                      n_threads=s.threads, n_ctx=s.n_ctx, timeout=s.llm_timeout,
-                                     prefix_cache_mb=s.prefix_cache_mb, splice=s.splice_passages)
+                                     prefix_cache_mb=s.prefix_cache_mb)
             return self._llm
 
     # ------------------------------------------------------------------ public API
@@ -99,8 +99,7 @@ class Assistant:
             streamed = False
             for piece in self.llm.stream(prompts.messages(passages, standalone, prompts.ANSWER.format(language=lang_name)),
                                          max_tokens=self.settings.max_answer_tokens,
-                                         prefix=prompts.first_passage(passages),
-                                         blocks=prompts.passage_blocks(passages)):
+                                         prefix=prompts.first_passage(passages)):
                 if first is None:
                     first = time.perf_counter() - t
                 pieces.append(piece)

@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -251,18 +251,15 @@ Message = dict[str, str]
 @runtime_checkable
 class LLM(Protocol):
     """``prefix``: a leading part of the last message worth keeping for later prompts that start the same
-    way (a hint: the llama.cpp backend saves the state after reading it; servers keep their own caches).
-    ``blocks``: parts of the last message, each as ``(its text in the prompt, the same part as it would read in
-    the first one's place)``; the llama.cpp backend may take later ones from states saved with them in that place
-    (see ``LlamaCppLLM._splice``). Both are hints a backend may ignore."""
+    way (a hint: the llama.cpp backend saves the state after reading it; servers keep their own caches)."""
 
     name: str
 
     def chat(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None,
-             prefix: str | None = None, blocks: Sequence[tuple[str, str]] = ()) -> Generation: ...
+             prefix: str | None = None) -> Generation: ...
 
     def stream(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None,
-               prefix: str | None = None, blocks: Sequence[tuple[str, str]] = ()) -> Iterator[str]: ...
+               prefix: str | None = None) -> Iterator[str]: ...
 
     def next_token_probs(self, messages: list[Message], candidates: list[str]) -> dict[str, float]: ...
 
@@ -300,7 +297,7 @@ class LlamaCppLLM:
 
     def __init__(self, model_path: str | os.PathLike[str], n_ctx: int = 4096, n_threads: int | None = None,
                  seed: int = 0, n_batch: int = 512, flash_attn: bool = False,
-                 prefix_cache: PrefixCache | None = None, splice: bool = False) -> None:
+                 prefix_cache: PrefixCache | None = None) -> None:
         path = Path(model_path).expanduser()
         if not path.is_file():
             raise ModelError(f"model file {path} does not exist: pass an existing GGUF file, or leave the model "
@@ -317,10 +314,9 @@ class LlamaCppLLM:
         threads = n_threads or os.cpu_count() or 1
         t0 = time.perf_counter()
         try:
-            # a second sequence is the workspace where a saved state is restored before it is spliced in
-            self._llm = _open_llama(llama_cpp, 2 if prefix_cache is not None and splice else 1,
-                                    model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                                    n_batch=n_batch, seed=seed, flash_attn=flash_attn, verbose=False)
+            self._llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
+                                        n_threads_batch=threads, n_batch=n_batch, seed=seed,
+                                        flash_attn=flash_attn, verbose=False)
         except Exception as e:  # llama.cpp reports a bad file as ValueError / RuntimeError
             raise ModelError(f"could not load {path} ({e}): check it is a complete GGUF file; delete it and rerun "
                              f"if it is the bundled model") from e
@@ -329,10 +325,7 @@ class LlamaCppLLM:
         self.last_stream: Generation | None = None
         self.prefixes = prefix_cache
         self._format = self._chat_formatter() if prefix_cache is not None else None
-        self.prefix_stats = {"restored": 0, "kept": 0, "tokens_restored": 0, "spliced": 0, "tokens_spliced": 0}
-        self.splice = bool(splice and prefix_cache is not None and self._format is not None
-                           and llama_cpp.llama_n_seq_max(self._llm._ctx.ctx) >= 2
-                           and llama_cpp.llama_memory_can_shift(llama_cpp.llama_get_memory(self._llm._ctx.ctx)))
+        self.prefix_stats = {"restored": 0, "kept": 0, "tokens_restored": 0}
 
     # -- saved prompt beginnings (prefix_cache.py): the wait for the first word is the prompt's reading
     def _chat_formatter(self):
@@ -374,12 +367,10 @@ class LlamaCppLLM:
         llm._requires_eval = True
         return True
 
-    def _reuse(self, messages: list[Message], prefix: str | None,
-               blocks: Sequence[tuple[str, str]] = ()) -> list[int] | None:
+    def _reuse(self, messages: list[Message], prefix: str | None) -> list[int] | None:
         """Before a call (model lock held): restore the saved state sharing the longest beginning with this
         prompt, if it shares more than the model already holds; then, if ``prefix`` (a leading part of the
-        last message) is given and not yet read, read the prompt up to its end and save that state; then
-        take each of ``blocks`` from a saved state if there is one (``_splice``).
+        last message) is given and not yet read, read the prompt up to its end and save that state.
         Returns the prompt's tokens, or None when prompts cannot be tokenised ahead (no reuse).
         A failure here costs speed, never an answer: the model then reads the whole prompt."""
         if self.prefixes is None or self._format is None:
@@ -410,76 +401,12 @@ class LlamaCppLLM:
                     if not self.prefixes.has(tokens[:end]):
                         self.prefixes.put(tokens[:end], self._save_state())
                         self.prefix_stats["kept"] += 1
-            if self.splice and len(blocks) > 1:
-                self._splice(tokens, text, add_bos, blocks)
             return tokens
         except Exception as e:  # noqa: BLE001 - any llama.cpp or disk trouble: read the prompt in full
             log.warning("prefix cache: %s: %s; reading the whole prompt", type(e).__name__, e)
             llm._ctx.kv_cache_seq_rm(-1, 0, -1)
             llm.n_tokens = 0
             return None
-
-    def _splice(self, tokens: list[int], text: str, add_bos: bool, blocks: Sequence[tuple[str, str]]) -> None:
-        """Take the later blocks of the prompt (passages 2, 3, ...) from states saved with each block in the first
-        block's place (``sofia-qa warm`` saves one per chunk), instead of reading them.
-
-        A saved state holds the system text, the header and the block, read from position ``s1`` on. Its cells
-        for the block are restored into a spare sequence, moved to where the block sits in this prompt (llama.cpp
-        turns their rotary positions), and joined to the prompt's sequence; the few tokens that differ (the
-        passage number) and everything between blocks are read fresh, in order. The approximation: a spliced
-        block was read without the passages before it (each passage is read as if it came first); the question
-        and instruction, read after, see all of them. ``text``: the rendered prompt. Blocks without a saved state,
-        or whose edges are not token edges, are read as usual.
-        """
-        llm, lc = self._llm, self._llama_cpp
-        mem = lc.llama_get_memory(llm._ctx.ctx)
-
-        def tok(t: str, bos: bool = False) -> list[int]:
-            return llm.tokenize(t.encode("utf-8"), add_bos=bos, special=True)
-
-        start = text.find(blocks[0][0])
-        if start < 0:
-            return
-        head = tok(text[:start], add_bos)
-        s1 = len(head)
-        if common_prefix(head, tokens) != s1:
-            return
-        at = start
-        for in_prompt, as_first in blocks:
-            at = text.find(in_prompt, at)
-            if at < 0:
-                return
-            before = tok(text[:at], add_bos)
-            sk = len(before)
-            x, y = tok(in_prompt), tok(as_first)
-            at += len(in_prompt)
-            if common_prefix(before, tokens) != sk or len(x) != len(y) or llm.n_tokens > sk:
-                continue
-            # the block's first h tokens differ from its first-place form (the passage number); the rest is shared
-            h = max((i + 1 for i in range(len(x)) if x[i] != y[i]), default=0)
-            found = self.prefixes.best(head + y, more_than=s1 + h + MIN_PREFIX_GAIN)
-            if found is None:
-                continue
-            saved, state, shared = found
-            m = common_prefix(saved[s1 + h:shared], tokens[sk + h:])
-            if m < MIN_PREFIX_GAIN:
-                continue
-            if llm.n_tokens < sk + h:
-                llm.eval(tokens[llm.n_tokens:sk + h])  # the end of the previous block, the separator, "[k]"
-            buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
-            if lc.llama_state_seq_set_data(llm._ctx.ctx, buf, len(state), 1) != len(state):
-                lc.llama_memory_seq_rm(mem, 1, -1, -1)
-                continue
-            lo, hi = s1 + h, s1 + h + m
-            lc.llama_memory_seq_rm(mem, 1, 0, lo)
-            lc.llama_memory_seq_rm(mem, 1, hi, -1)
-            lc.llama_memory_seq_add(mem, 1, lo, hi, sk - s1)
-            lc.llama_memory_seq_cp(mem, 1, 0, -1, -1)
-            lc.llama_memory_seq_rm(mem, 1, -1, -1)
-            llm.input_ids[sk + h:sk + h + m] = tokens[sk + h:sk + h + m]
-            llm.n_tokens = sk + h + m
-            self.prefix_stats["spliced"] += 1
-            self.prefix_stats["tokens_spliced"] += m
 
     def _check_tokens(self, tokens: list[int] | None) -> None:
         """The tokens predicted by ``_prompt`` must be those llama-cpp-python read; if not, stop reusing."""
@@ -516,11 +443,11 @@ class LlamaCppLLM:
 
     # -- interface
     def chat(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None,
-             prefix: str | None = None, blocks: Sequence[tuple[str, str]] = ()) -> Generation:
+             prefix: str | None = None) -> Generation:
         rec = _LogprobRecorder()
         with self._lock:
             t0 = time.perf_counter()
-            tokens = self._reuse(messages, prefix, blocks)
+            tokens = self._reuse(messages, prefix)
             out = self._llm.create_chat_completion(**self._kwargs(messages, max_tokens, stop, rec, False))
             self._check_tokens(tokens)
             seconds = time.perf_counter() - t0
@@ -536,17 +463,16 @@ class LlamaCppLLM:
         )
 
     def stream(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None,
-               prefix: str | None = None, blocks: Sequence[tuple[str, str]] = ()) -> Iterator[str]:
+               prefix: str | None = None) -> Iterator[str]:
         """Yield text pieces as they are generated; afterwards ``last_stream`` holds the whole Generation.
 
-        ``prefix``: a leading part of the last message worth keeping; ``blocks``: later parts that may be
-        taken from saved states (see ``_reuse``).
+        ``prefix``: a leading part of the last message worth keeping (see ``_reuse``).
         The model lock is held until the iterator is exhausted or closed: consume it fully or ``close()`` it.
         """
         rec = _LogprobRecorder()
         with self._lock:
             t0 = time.perf_counter()
-            tokens = self._reuse(messages, prefix, blocks)
+            tokens = self._reuse(messages, prefix)
             pieces: list[str] = []
             finish = ""
             chunks = self._llm.create_chat_completion(**self._kwargs(messages, max_tokens, stop, rec, True))
@@ -585,26 +511,6 @@ class LlamaCppLLM:
             self._llm.create_chat_completion(**self._kwargs(messages, 1, None, rec, False))
             self._check_tokens(tokens)
         return {c: float(min(1.0, max(0.0, rec.watched.get(t, 0.0)))) for c, t in ids.items()}
-
-
-def _open_llama(llama_cpp, sequences: int, **kwargs):
-    """``llama_cpp.Llama(**kwargs)`` whose context holds ``sequences`` sequences in one KV cache (``Llama`` has no
-    parameter for it: its default context parameters are amended while it is built)."""
-    if sequences <= 1:
-        return llama_cpp.Llama(**kwargs)
-    low = llama_cpp.llama_cpp
-    default = low.llama_context_default_params
-
-    def params():
-        p = default()
-        p.n_seq_max, p.kv_unified = sequences, True
-        return p
-
-    low.llama_context_default_params = params
-    try:
-        return llama_cpp.Llama(**kwargs)
-    finally:
-        low.llama_context_default_params = default
 
 
 # --------------------------------------------------------------------------------------------- HTTP
@@ -726,7 +632,7 @@ class OpenAICompatLLM:
         return lp.get("content") or []
 
     def chat(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None,
-             prefix: str | None = None, blocks: Sequence[tuple[str, str]] = ()) -> Generation:
+             prefix: str | None = None) -> Generation:
         t0 = time.perf_counter()
         with self._lock:
             data, _ = self._post_logprobs(self._payload(messages, max_tokens, stop))
@@ -752,7 +658,7 @@ class OpenAICompatLLM:
         return self._with_retries(go)
 
     def stream(self, messages: list[Message], max_tokens: int = 256, stop: list[str] | None = None,
-               prefix: str | None = None, blocks: Sequence[tuple[str, str]] = ()) -> Iterator[str]:
+               prefix: str | None = None) -> Iterator[str]:
         """Yield text pieces as the server sends them; afterwards ``last_stream`` holds the whole Generation
         (with per-token log-probs when the server gives them, as llama.cpp's server does)."""
         body = self._payload(messages, max_tokens, stop, stream=True)
@@ -884,15 +790,14 @@ def prefix_cache_for(model_path: Path, cache_dir: Path, max_mb: int) -> PrefixCa
 
 def load_llm(*, model_path: str | None = None, server_url: str | None = None,
              cache_dir: Path = DEFAULT_CACHE_DIR, n_threads: int | None = None, n_ctx: int = 4096,
-             timeout: float = 120.0, prefix_cache_mb: int = 0, splice: bool = False) -> LLM:
+             timeout: float = 120.0, prefix_cache_mb: int = 0) -> LLM:
     """``server_url`` wins, then an explicit GGUF ``model_path``, else the bundled model (joined on first use).
 
     ``timeout``: seconds a model server may stay silent (before the first token, or between two) before
     the answer is given up (``Settings.llm_timeout``). ``prefix_cache_mb``: disk kept for saved prompt
-    beginnings of a local model (``Settings.prefix_cache_mb``; 0: none); ``splice``: later passages from saved
-    states too (``Settings.splice_passages``)."""
+    beginnings of a local model (``Settings.prefix_cache_mb``; 0: none)."""
     if server_url:
         return OpenAICompatLLM(server_url, timeout=timeout)
     path = Path(model_path).expanduser() if model_path else bundled_model_path(Path(cache_dir))
     prefixes = prefix_cache_for(path, cache_dir, prefix_cache_mb) if path.is_file() else None
-    return LlamaCppLLM(path, n_ctx=n_ctx, n_threads=n_threads, prefix_cache=prefixes, splice=splice)
+    return LlamaCppLLM(path, n_ctx=n_ctx, n_threads=n_threads, prefix_cache=prefixes)

@@ -99,13 +99,8 @@ def neutralise_instructions(text: str) -> str:
     return " ".join(REDACTED if _INJECTION.search(part) else part for part in parts)
 
 
-def passage_block(p: Passage, n: int | None = None) -> str:
-    """One passage as the prompt shows it, numbered ``n`` (default: its own number)."""
-    return f"[{p.n if n is None else n}] {p.label()}\n{p.text}"
-
-
 def passages_block(passages: Sequence[Passage]) -> str:
-    return "\n\n".join(passage_block(p) for p in passages)
+    return "\n\n".join(f"[{p.n}] {p.label()}\n{p.text}" for p in passages)
 
 
 def messages(passages: Sequence[Passage], question: str, instruction: str) -> list[dict[str, str]]:
@@ -117,9 +112,3 @@ def first_passage(passages: Sequence[Passage]) -> str:
     """How the user message of ``messages`` begins, up to the end of the first passage: the part many questions
     share (the same best passage), so the model's state after it is worth keeping (``LLM.stream(prefix=...)``)."""
     return f"Passages:\n\n{passages_block(passages[:1])}" if passages else ""
-
-
-def passage_blocks(passages: Sequence[Passage]) -> list[tuple[str, str]]:
-    """Each passage as ``(its text in the prompt, the same passage as it would read first)``: the model's state saved
-    after a prompt that began with a passage can stand in for reading it further on (``LLM.stream(blocks=...)``)."""
-    return [(passage_block(p), passage_block(p, 1)) for p in passages]

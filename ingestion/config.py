@@ -72,8 +72,6 @@ class Settings:
     # the model's state after reading a prompt's beginning (system text and first passage) is saved, so the next
     # prompt that starts the same way is read from there (assistant/prefix_cache.py): MB of disk; 0 turns it off
     prefix_cache_mb: int = 2048
-    # passages 2, 3, ... are also taken from saved states (each read as if it came first, assistant/llm.py _splice)
-    splice_passages: bool = False
     llm_timeout: float = 120.0
     # retrieval
     dense_k: int = 10
