@@ -91,7 +91,8 @@ class Assistant:
             return
 
         yield Retrieved(list(passages))
-        lang_name = prompts.LANGUAGE_NAMES.get(language, "English")
+        writes = language if self.settings.answer_language == "question" else self.settings.answer_language
+        lang_name = prompts.LANGUAGE_NAMES.get(writes, "English")
         pieces: list[str] = []
         try:
             t = time.perf_counter()
@@ -148,6 +149,8 @@ class Assistant:
             yield Answer(text=prompts.REFUSAL[language], refused=True, timings=timings, notice=notice,
                          signals=signals, removed_sentences=removed, draft=draft, draft_cut_off=cut_off, **base)
             return
+        if writes != language:  # written in English for a Bulgarian question: say why (a refusal is in Bulgarian)
+            notice = (notice + " " + prompts.WRITTEN_IN_ENGLISH.get(language, "")).strip()
         yield Answer(text=text, citations=citations, refused=False, timings=timings, notice=notice,
                      signals=signals, removed_sentences=removed, draft=draft, draft_cut_off=cut_off, **base)
 

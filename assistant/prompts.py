@@ -71,6 +71,12 @@ REFUSAL = {
     "bg": "Документите не отговарят на този въпрос. Най-близките откъси са показани по-долу.",
 }
 
+# the note beside an answer written in English to a question in another language (Settings.answer_language "en")
+WRITTEN_IN_ENGLISH = {
+    "bg": "Отговорът е на английски, езика на документите: така моделът греши по-рядко "
+          "(настройка SOFIA_QA_ANSWER_LANGUAGE=en).",
+}
+
 DEGRADED = {
     "en": "The language model is unavailable ({why}), so there is no written answer. The most relevant passages are shown below.",
     "bg": "Езиковият модел не е достъпен ({why}), затова няма написан отговор. Най-подходящите откъси са показани по-долу.",

@@ -55,6 +55,34 @@ def test_bulgarian_question_gets_a_bulgarian_answer(assistant):
         assert a.citations and a.citations[0].doc == "cluster-excellence-labels.md"
 
 
+def test_answers_in_english_when_set_with_a_note_in_the_askers_language(assistant):
+    """SOFIA_QA_ANSWER_LANGUAGE=en: a Bulgarian question gets its answer in English (the documents' language, which
+    the bundled model writes far more reliably), a note in Bulgarian saying so, and refusals stay Bulgarian."""
+    from dataclasses import replace
+
+    from assistant import prompts
+
+    english = Assistant(replace(assistant.settings, answer_language="en"), store=assistant.store,
+                        embedder=assistant.embedder, llm=assistant.llm, gate=assistant.gate)
+    a = english.ask("Колко струва първото оценяване за златен етикет?")
+    assert a.language == "bg" and not a.refused
+    assert detect_language(a.text) == "en" and "8,250" in a.text
+    assert a.citations and a.citations[0].doc == "cluster-excellence-labels.md"
+    assert a.notice == prompts.WRITTEN_IN_ENGLISH["bg"]
+    plain = english.ask("Колко е населението на Пловдив през 2021 година?")
+    assert plain.refused and plain.text == prompts.REFUSAL["bg"] and not plain.notice
+    asked_in_english = english.ask("How much does a first-time Gold label assessment cost?")
+    assert not asked_in_english.notice
+
+
+def test_an_unknown_answer_language_is_refused_naming_the_setting():
+    from ingestion.config import Settings
+
+    assert Settings.from_env({"SOFIA_QA_ANSWER_LANGUAGE": "en"}).answer_language == "en"
+    with pytest.raises(ValueError, match="SOFIA_QA_ANSWER_LANGUAGE='fr'.*question, en"):
+        Settings.from_env({"SOFIA_QA_ANSWER_LANGUAGE": "fr"})
+
+
 def test_follow_up_is_rewritten_from_history(assistant):
     history = [("How long is a first Bronze label valid?", "A first Bronze label is valid for two years [1].")]
     a = assistant.ask("And how can it be renewed?", history=history)
