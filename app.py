@@ -138,7 +138,9 @@ class SofiaApp:
         atexit.register(shutil.rmtree, self.tmp, True)
 
     # ------------------------------------------------------------------ chat
-    def chat(self, question: str, messages: list, history: list, doc_types: list, docs: list):
+    def chat(self, question: str, messages: list, history: list, doc_types: list, docs: list,
+             english: bool | None = None):
+        """``english``: answer a Bulgarian question in English (None: as ``Settings.answer_language`` says)."""
         question = (question or "").strip()
         if not question:
             raise gr.Error("Type a question first.")
@@ -150,7 +152,8 @@ class SofiaApp:
         answer: Answer | None = None
         passages: list = []
         try:
-            for item in self.assistant.ask_stream(question, history or [], filters):
+            language = None if english is None else ("en" if english else "question")
+            for item in self.assistant.ask_stream(question, history or [], filters, answer_language=language):
                 if isinstance(item, Answer):
                     answer = item
                 elif isinstance(item, Retrieved):  # the sources, shown while the model reads them
@@ -405,10 +408,14 @@ def build(settings: Settings | None = None, assistant=None) -> gr.Blocks:
                                                          elem_id="sqa-doc-types")
                             docs_filter = gr.Dropdown(choices=[], multiselect=True, label="Documents",
                                                       elem_id="sqa-docs-filter")
+                        english = gr.Checkbox(value=app.settings.answer_language == "en", elem_id="sqa-english",
+                                              label="Answer Bulgarian questions in English",
+                                              info="The documents are in English and the bundled model writes "
+                                                   "Bulgarian poorly: in English its answers are right more often.")
                         for persona, qs in EXAMPLES.items():
                             gr.Examples(examples=[[q] for q in qs], inputs=[question], label=persona,
                                         examples_per_page=len(qs))
-                chat_io = dict(inputs=[question, chatbot, history, doc_types, docs_filter],
+                chat_io = dict(inputs=[question, chatbot, history, doc_types, docs_filter, english],
                                outputs=[chatbot, question, history])
                 ask.click(app.chat, **chat_io, api_name="ask", concurrency_id="model")
                 question.submit(app.chat, **chat_io, api_visibility="private", concurrency_id="model")

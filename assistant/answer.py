@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Iterator, Sequence
 
-from ingestion.config import Settings
+from ingestion.config import ANSWER_LANGUAGES, Settings
 from ingestion.embedding import load_embedder
 from ingestion.store import Store
 
@@ -48,21 +48,25 @@ class Assistant:
 
     # ------------------------------------------------------------------ public API
     def ask(self, question: str, history: Sequence | None = None, filters: dict | None = None,
-            k: int | None = None) -> Answer:
+            k: int | None = None, answer_language: str | None = None) -> Answer:
         answer = None
-        for item in self.ask_stream(question, history, filters, k):
+        for item in self.ask_stream(question, history, filters, k, answer_language):
             if isinstance(item, Answer):
                 answer = item
         assert answer is not None
         return answer
 
     def ask_stream(self, question: str, history: Sequence | None = None, filters: dict | None = None,
-                   k: int | None = None) -> Iterator[Retrieved | str | Answer]:
+                   k: int | None = None, answer_language: str | None = None) -> Iterator[Retrieved | str | Answer]:
+        """``answer_language``: "question" or "en" for this question (``Settings.answer_language`` when None)."""
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         question = " ".join((question or "").split())
         if not question:
             raise ValueError("the question is empty")
+        answer_language = answer_language or self.settings.answer_language
+        if answer_language not in ANSWER_LANGUAGES:
+            raise ValueError(f"answer_language {answer_language!r}: say one of {', '.join(ANSWER_LANGUAGES)}")
         notice = ""
         limit = self.settings.max_question_chars
         if len(question) > limit:
@@ -91,7 +95,7 @@ class Assistant:
             return
 
         yield Retrieved(list(passages))
-        writes = language if self.settings.answer_language == "question" else self.settings.answer_language
+        writes = language if answer_language == "question" else answer_language
         lang_name = prompts.LANGUAGE_NAMES.get(writes, "English")
         pieces: list[str] = []
         try:

@@ -125,6 +125,16 @@ def test_question_streams_an_answer_with_citation_cards(client):
     assert reading and "Reading these passages" in reading[0] and "sqa-card" in reading[0], outputs[:3]
 
 
+def test_the_english_box_answers_a_bulgarian_question_in_english_with_a_note(client):
+    from assistant import prompts
+
+    question = "Колко струва първото оценяване за златен етикет?"
+    messages, _box = client.submit(question, [], [], [], True, api_name="/ask").result(timeout=ANSWER_TIMEOUT)
+    html = last_message(messages)
+    assert "8,250" in html and "sqa-refused" not in html, html
+    assert "cost" in html.lower() and prompts.WRITTEN_IN_ENGLISH["bg"].split(":")[0] in html
+
+
 def test_alignment_from_text_and_file(client, app, tmp_path):
     from gradio_client import handle_file
 

@@ -73,6 +73,8 @@ def test_answers_in_english_when_set_with_a_note_in_the_askers_language(assistan
     assert plain.refused and plain.text == prompts.REFUSAL["bg"] and not plain.notice
     asked_in_english = english.ask("How much does a first-time Gold label assessment cost?")
     assert not asked_in_english.notice
+    with pytest.raises(ValueError, match="answer_language 'fr'"):  # per question too (the app's box)
+        english.ask("Колко струва?", answer_language="fr")
 
 
 def test_an_unknown_answer_language_is_refused_naming_the_setting():

@@ -77,6 +77,25 @@ def test_chat_answer_shows_citation_cards(page, tmp_path):
     assert not page.errors, page.errors
 
 
+def test_the_english_box_answers_a_bulgarian_question_in_english(page):
+    open_tab(page, "Chat")
+    box = page.locator("#sqa-english input[type=checkbox]")
+    assert not box.is_checked()  # the default: answers in the question's language
+    box.check()
+    answers = page.locator("#sqa-chat .sqa-answer:not(.sqa-reading)")
+    before = answers.count()
+    page.locator("#sqa-question textarea").fill("Колко струва първото оценяване за златен етикет?")
+    page.locator("#sqa-ask").click()
+    page.wait_for_function(f"document.querySelectorAll('#sqa-chat .sqa-answer:not(.sqa-reading)').length > {before}",
+                           timeout=ANSWER_TIMEOUT * 1000)
+    answer = answers.last
+    text = answer.locator(".sqa-text").inner_text()
+    assert "8,250" in text and "cost" in text.lower(), text
+    assert "Отговорът е на английски" in answer.locator(".sqa-notice").inner_text()
+    box.uncheck()
+    assert not page.errors, page.errors
+
+
 def test_alignment_table(page):
     open_tab(page, "Alignment")
     page.locator("#sqa-proposal textarea").fill(MOBILITY)
