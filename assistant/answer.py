@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Iterator, Sequence
 
-from ingestion.config import ANSWER_LANGUAGES, Settings
+from ingestion.config import Settings, check_answer_language
 from ingestion.embedding import load_embedder
 from ingestion.store import Store
 
@@ -64,9 +64,7 @@ class Assistant:
         question = " ".join((question or "").split())
         if not question:
             raise ValueError("the question is empty")
-        answer_language = answer_language or self.settings.answer_language
-        if answer_language not in ANSWER_LANGUAGES:
-            raise ValueError(f"answer_language {answer_language!r}: say one of {', '.join(ANSWER_LANGUAGES)}")
+        answer_language = check_answer_language(answer_language or self.settings.answer_language, "answer_language ")
         notice = ""
         limit = self.settings.max_question_chars
         if len(question) > limit:

@@ -73,8 +73,7 @@ REFUSAL = {
 
 # the note beside an answer written in English to a question in another language (Settings.answer_language "en")
 WRITTEN_IN_ENGLISH = {
-    "bg": "Отговорът е на английски, езика на документите: така моделът греши по-рядко "
-          "(настройка SOFIA_QA_ANSWER_LANGUAGE=en).",
+    "bg": "Отговорът е на английски, езика на документите: така моделът греши по-рядко.",
 }
 
 DEGRADED = {

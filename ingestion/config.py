@@ -37,6 +37,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "SOFIA_QA_"
 ANSWER_LANGUAGES = ("question", "en")  # Settings.answer_language
 
+
+def check_answer_language(value: str, what: str) -> str:
+    """``value`` if it is one of ``ANSWER_LANGUAGES``; else a ValueError that opens with ``what`` (naming the setting
+    or the parameter) and the value."""
+    if value not in ANSWER_LANGUAGES:
+        raise ValueError(f"{what}{value!r}: say one of {', '.join(ANSWER_LANGUAGES)}")
+    return value
+
 EMBED_MODELS = ("all-MiniLM-L6-v2", "multilingual-e5-small")
 
 
@@ -90,9 +98,7 @@ class Settings:
     upload_dir: Path = PROJECT_ROOT / ".sofia-qa" / "uploads"
 
     def __post_init__(self) -> None:
-        if self.answer_language not in ANSWER_LANGUAGES:
-            raise ValueError(f"setting {ENV_PREFIX}ANSWER_LANGUAGE={self.answer_language!r}: say one of "
-                             f"{', '.join(ANSWER_LANGUAGES)}")
+        check_answer_language(self.answer_language, f"setting {ENV_PREFIX}ANSWER_LANGUAGE=")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
