@@ -125,7 +125,6 @@ class Assistant:
             t = time.perf_counter()
             p_nf = self.llm.next_token_probs(
                 prompts.messages(passages, standalone, prompts.STRICT), [prompts.NOT_FOUND])[prompts.NOT_FOUND]
-            extra = self._checks(passages, standalone)
             timings["gate"] = time.perf_counter() - t
         except ModelError as exc:  # the model is missing, unreachable, too slow, or died mid-answer
             timings["total"] = time.perf_counter() - t0
@@ -135,7 +134,7 @@ class Assistant:
         signals = {"p_not_found": p_nf, "min_logprob": min(logprobs) if logprobs else 0.0,
                    "mean_logprob": sum(logprobs) / len(logprobs) if logprobs else 0.0,
                    "top_dense": max(p.dense for p in passages), "top_score": passages[0].score,
-                   "answer_tokens": float(len(logprobs)), **extra}
+                   "answer_tokens": float(len(logprobs))}
         signals["gate"] = self.gate.score(signals)
         signals["threshold"] = self.gate.threshold
         said_not_found = prompts.says_not_found(draft)
@@ -194,15 +193,6 @@ class Assistant:
             p.text = prompts.neutralise_instructions(p.text)
         return passages
 
-    def _checks(self, passages, question: str) -> dict[str, float]:
-        """The gate's optional signals, asked only when the gate weighs them (each is a short extra read)."""
-        out: dict[str, float] = {}
-        if self.gate.uses("found_nf"):
-            p = self.llm.next_token_probs(prompts.messages(passages, question, prompts.FOUND),
-                                          ["FOUND", prompts.NOT_FOUND])
-            out["found_nf"] = share(p[prompts.NOT_FOUND], p["FOUND"])
-        return out
-
     def _embed_sentences(self, sentences: list[str]):
         return self.embedder.embed_passages(sentences)
 
@@ -223,8 +213,3 @@ class Assistant:
                       notice=(notice + f" Degraded mode: the language model failed ({reason}).{cut} "
                                        f"Showing the retrieved passages only.").strip(),
                       **base)
-
-
-def share(a: float, b: float) -> float:
-    """a's part of a + b; 0.5 when the model gave neither any weight."""
-    return a / (a + b) if a + b > 1e-9 else 0.5

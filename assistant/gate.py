@@ -1,15 +1,11 @@
-"""The answer-or-refuse gate: a logistic combination of signals the model cannot talk its way around.
+"""The answer-or-refuse gate: a logistic model over signals the model cannot talk its way around.
 
 Signals (all free by-products of answering):
-- ``p_not_found``: probability that the reply starts with NOT_FOUND under a strict prompt;
+- ``p_not_found``: probability that the reply starts with NOT_FOUND under the strict prompt (``prompts.STRICT``);
 - ``min_logprob``: the lowest token log-probability of the written answer (a guess has an unsure token);
-- ``top_dense``: cosine similarity of the best passage;
-- ``found_nf`` (optional): P(NOT_FOUND) against P(FOUND) when the model is asked whether any passage states
-  what the question asks. It costs one more short read (about 1 s), so it is asked only when the fitted gate
-  weighs it; measured on the development split it adds about two correct answers in a hundred
-  (docs/PERFORMANCE-HISTORY.md).
-Weights and the threshold are fitted on the development split of the gold set only
-(``python -m evals.tune_gate``) and stored in ``gate.json`` beside this file.
+- ``top_dense``: cosine similarity of the best passage.
+The weights and threshold are data, fitted on the development split of the gold set only
+(``python scripts/tune_gate.py``) and stored with their provenance in ``gate.json`` beside this file.
 """
 
 from __future__ import annotations
@@ -18,9 +14,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
-FEATURES = ("p_not_found", "min_logprob", "top_dense", "found_nf")
+Signal = Literal["p_not_found", "min_logprob", "top_dense"]
+FEATURES: tuple[Signal, ...] = get_args(Signal)
 GATE_FILE = Path(__file__).with_name("gate.json")
+# what a fitted gate records about how it was fitted (gate.json's "provenance")
+PROVENANCE_KEYS = ("model", "embedder", "prompts", "dataset", "split", "questions", "passages", "date")
 
 
 @dataclass
@@ -29,15 +29,12 @@ class Gate:
                                                                 "top_dense": 4.0})
     bias: float = -0.8
     threshold: float = 0.5
-    trained_on: str = "untuned defaults"
+    # how the numbers were obtained (model, prompts fingerprint, dataset and split, date); empty: untuned defaults
+    provenance: dict[str, str | int | float] = field(default_factory=dict)
 
     def score(self, signals: dict[str, float]) -> float:
         z = self.bias + sum(w * float(signals.get(name, 0.0)) for name, w in self.weights.items())
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
-
-    def uses(self, name: str) -> bool:
-        """Does this gate read the signal? (A signal it does not read is not worth asking the model for.)"""
-        return name in self.weights
 
     def answers(self, signals: dict[str, float]) -> bool:
         return self.score(signals) >= self.threshold
@@ -47,9 +44,13 @@ class Gate:
         if not path.exists():
             return cls()
         data = json.loads(path.read_text())
+        unknown = sorted(set(data["weights"]) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"{path}: field 'weights' names unknown signal(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(FEATURES)}")
         return cls(weights=data["weights"], bias=data["bias"], threshold=data["threshold"],
-                   trained_on=data.get("trained_on", str(path)))
+                   provenance=dict(data.get("provenance", {})))
 
-    def save(self, path: Path = GATE_FILE) -> None:
+    def save(self, path: Path) -> None:
         path.write_text(json.dumps({"weights": self.weights, "bias": self.bias, "threshold": self.threshold,
-                                    "trained_on": self.trained_on}, indent=2) + "\n")
+                                    "provenance": self.provenance}, indent=2, ensure_ascii=False) + "\n")

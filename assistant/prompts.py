@@ -1,8 +1,9 @@
-"""Prompt text in one place. Passages and question come first and the instruction last, so that
-two calls over the same passages share their prefix (llama.cpp reuses the cached prefix)."""
+"""Prompt text in one place: passages and question first, the instruction last, so calls share their prefix."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Sequence
 
@@ -16,27 +17,18 @@ SYSTEM = (
 
 LANGUAGE_NAMES = {"en": "English", "bg": "Bulgarian"}
 
-# Answer-first: no "say NOT_FOUND" clause here. Measured on this model, that clause made it refuse
-# 63-74% of answerable questions; the decision to refuse belongs to the gate (STRICT + log-probs).
+# Answer-first, with no "say NOT_FOUND" clause: the clause made the model refuse answerable questions, so refusing
+# is the gate's decision (STRICT + log-probs; docs/PERFORMANCE-HISTORY.md).
 ANSWER = (
     "Instruction: answer the question in {language} in one to three short sentences, using only facts stated in "
     "the passages above. After each sentence put the number of the passage it comes from in square brackets."
 )
 
-# Only the probability of NOT_FOUND as the first reply token is used (a gate signal). Five wordings were read over
-# the same development passages and drafts (2026-11-27): this one separated correct drafts from the rest best in the
-# fitted gate (random halves: 51.8% of questions answered correctly against 48.3% with the earlier "do the passages
-# above state the answer to the question?", the same 7.6% answered wrongly and 84% of unanswerable refused).
+# Only P(NOT_FOUND as the first reply token) is used, as a gate signal; the wording is the one that separated correct
+# drafts best on the development split (docs/PERFORMANCE-HISTORY.md, "The strict prompt's wording").
 STRICT = (
     "Instruction: answer the question from the passages above. If the passages do not contain the information "
     "needed, reply only NOT_FOUND."
-)
-
-# A second yes/no question over the same passages (cheap: they are already read). Only the probabilities of the
-# first reply token count, never the model's word. An optional gate signal (see gate.py).
-FOUND = (
-    "Instruction: does any passage above state the specific information the question asks for? "
-    "Reply only FOUND or NOT_FOUND."
 )
 
 REWRITE = (
@@ -46,9 +38,8 @@ REWRITE = (
 
 NOT_FOUND = "NOT_FOUND"
 
-# The answer-first model sometimes declines in its own words ("... is not covered by these documents").
-# Such a draft is a refusal, not an answer to check: measured on the dev split, it was always given for
-# questions the passages could not answer.
+# The answer-first model sometimes declines in its own words ("... is not covered by these documents"): such a
+# draft is a refusal, not an answer to check (on the development split it came only for unanswerable questions).
 _DECLINES = re.compile(
     r"\b(is|are|was|were) not (covered|mentioned|stated|given|specified|provided|listed|found)\b"
     r"|\b(do|does|did) not (mention|state|say|contain|specify|provide|cover|include)\b"
@@ -65,6 +56,7 @@ def declines(draft: str) -> bool:
 def says_not_found(draft: str) -> bool:
     """Is the draft a refusal whatever the gate says: empty, NOT_FOUND at its start, or declining in words?"""
     return not draft or NOT_FOUND in draft[: len(NOT_FOUND) + 8] or declines(draft)
+
 
 REFUSAL = {
     "en": "The documents do not answer this question. The closest passages are shown below.",
@@ -117,3 +109,17 @@ def first_passage(passages: Sequence[Passage]) -> str:
     """How the user message of ``messages`` begins, up to the end of the first passage: the part many questions
     share (the same best passage), so the model's state after it is worth keeping (``LLM.stream(prefix=...)``)."""
     return f"Passages:\n\n{passages_block(passages[:1])}" if passages else ""
+
+
+def fingerprint() -> str:
+    """A short fingerprint of the two prompts the gate's signals are read under (the answer and the strict one), as
+    the model sees them: system text, passage layout and instruction, over a fixed sample passage. A fitted gate
+    records it (``gate.json``, provenance "prompts"); when the prompts change, the gate is refitted."""
+    from ingestion.types import Chunk
+
+    chunk = Chunk(chunk_id="c", doc_id="d.md", title="Title", path="d.md", doc_type="t", language="en", text="Text.",
+                  start=0, end=5, heading_path=("H1", "H2", "H3"), page_start=None, page_end=None, source_urls=(),
+                  content_hash="", doc_hash="", doc_chunks=1, embed_model="")
+    sample = [Passage(chunk=chunk, text="Text.", score=1.0, n=1)]
+    shown = [messages(sample, "Question?", instruction) for instruction in (ANSWER, STRICT)]
+    return hashlib.sha1(json.dumps(shown).encode()).hexdigest()[:10]

@@ -34,19 +34,6 @@ def test_unanswerable_question_is_refused_with_closest_passages(assistant):
     assert a.passages, "a refusal still shows the closest passages"
 
 
-def test_optional_gate_signal_is_asked_only_when_the_gate_weighs_it(assistant):
-    """found_nf (does any passage hold what the question asks?) costs a model read: the default gate does not
-    weigh it, so it is not asked; a gate that weighs it gets it, higher for a question the corpus cannot answer."""
-    from assistant.gate import Gate
-
-    assert not assistant.gate.uses("found_nf") and assistant._checks([], "any question") == {}
-    weighing = Assistant(assistant.settings, store=assistant.store, embedder=assistant.embedder, llm=assistant.llm,
-                         gate=Gate(weights={"p_not_found": -2.0, "found_nf": -2.0}, bias=2.0, threshold=0.5))
-    held = weighing.ask("How long is a first Bronze label valid?").signals["found_nf"]
-    missing = weighing.ask("What is the population of Plovdiv in 2021?").signals["found_nf"]
-    assert 0.0 <= held < missing <= 1.0, (held, missing)
-
-
 def test_bulgarian_question_gets_a_bulgarian_answer(assistant):
     a = assistant.ask("Колко струва първото оценяване за златен етикет?")
     assert a.language == "bg"

@@ -242,65 +242,6 @@ def test_ref_of_merged_passage_covers_every_chunk_page():
     assert (r.page_start, r.page_end) == (1, 2) and M.source_matches(GoldSource("s.pdf", page=2), r)
 
 
-def test_gate_fit_uses_only_the_chosen_signals_and_keeps_the_refusal_floor():
-    """tune_gate.fit on rows where found_nf separates right from wrong drafts: the fitted gate reads only the
-    signals asked for, weighs found_nf against answering, and its leave-one-out threshold refuses enough."""
-    import random
-
-    from evals.tune_gate import fit, outcome
-
-    rng = random.Random(1)
-    rows = []
-    for i in range(60):
-        answerable, right = i % 3 != 0, i % 3 == 1
-        nf = rng.uniform(0.0, 0.4) if right else rng.uniform(0.5, 1.0)
-        rows.append({"id": str(i), "answerable": answerable, "draft": "An answer [1].", "final_ok": right,
-                     "signals": {"p_not_found": rng.random(), "min_logprob": -rng.random(), "found_nf": nf}})
-    gate, o = fit(rows, min_refusal=0.85, features=("p_not_found", "found_nf"))
-    assert set(gate.weights) == {"p_not_found", "found_nf"} and gate.weights["found_nf"] < 0
-    assert o["refusal_accuracy"] >= 0.85 and o["answered_correctly"] > 0.25
-    assert outcome([1.0] * len(rows), rows, 0.5)["refusal_accuracy"] == 0.0  # an open gate refuses nothing
-
-
-def test_a_draft_the_citation_check_emptied_counts_as_refused_in_the_fit():
-    from evals.tune_gate import outcome
-
-    rows = [{"answerable": False, "draft": "It costs EUR 100,000 [1].", "refused": True, "final_ok": False},
-            {"answerable": True, "draft": "It costs EUR 8,250 [1].", "refused": False, "final_ok": True}]
-    o = outcome([0.9, 0.9], rows, 0.5)  # the gate lets both through; the check had emptied the first
-    assert o["refusal_accuracy"] == 1.0 and o["answered_wrongly"] == 0.0 and o["answered_correctly"] == 0.5
-
-
-def test_cached_gate_signals_go_stale_when_the_prompt_layout_changes(monkeypatch):
-    """The fingerprint that marks cached development signals covers what the model reads, not only the instruction
-    text: a new way of naming passages makes tune_gate ask the model again."""
-    from assistant import prompts
-    from evals.tune_gate import prompts_tag
-
-    before = prompts_tag()
-    assert prompts_tag() == before
-    monkeypatch.setattr(prompts, "passages_block", lambda passages: "\n\n".join(f"({p.n}) {p.text}" for p in passages))
-    assert prompts_tag() != before
-
-
-def test_strict_wording_study_scores_a_separating_signal_above_a_random_one():
-    """evals.strict_wordings.half_splits on rows where one signal separates right from wrong drafts and another is
-    noise: the separating one answers more correctly and wrongly less, at the refusal floor."""
-    import random
-
-    from evals.strict_wordings import half_splits
-
-    rng = random.Random(2)
-    rows = []
-    for i in range(80):
-        answerable, right = i % 3 != 0, i % 3 == 1
-        rows.append({"answerable": answerable, "draft": "An answer [1].", "refused": False, "final_ok": right,
-                     "signals": {"good": rng.uniform(0, 0.4) if right else rng.uniform(0.5, 1.0), "noise": rng.random()}})
-    ok_good, wrong_good, refused_good = half_splits(rows, ("good",), 0.85, seeds=40)
-    ok_noise, wrong_noise, _ = half_splits(rows, ("noise",), 0.85, seeds=40)
-    assert ok_good > ok_noise + 0.1 and wrong_good <= wrong_noise and refused_good >= 0.8
-
-
 def test_grounding_accepts_an_acronym_the_passage_spells_out():
     sources = ["Cluster Sofia – Knowledge City holds the Bronze label of the European Secretariat for Cluster Analysis."]
     assert M.grounding("CSKC holds the Bronze label [1].", sources) == (1.0, [])

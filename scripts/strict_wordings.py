@@ -1,8 +1,8 @@
-"""Compare wordings of the gate's strict instruction on the DEVELOPMENT split (never the test split).
+"""A one-off study: compare wordings of the gate's strict instruction on the DEVELOPMENT split (never the test split).
 
-    python -m evals.strict_wordings [--cache reports/gate-dev-signals.jsonl] [--limit N] [--out FILE]
+    python scripts/strict_wordings.py [--cache reports/gate-dev-signals.jsonl] [--limit N] [--out FILE]
 
-For each development question cached by ``python -m evals.tune_gate`` (its draft, the citation check's verdict and
+For each development question cached by ``python scripts/tune_gate.py`` (its draft, the citation check's verdict and
 the other gate signals), P(first reply token = NOT_FOUND) is read under each wording below, over the same passages
 (they are read once; each further wording costs only its own tokens, the prefix being cached). Printed per wording:
 the area under the curve for "the draft is correct" on its own, and the gate refitted with it in place of
@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from assistant import prompts
-
-from .datasets import load_dataset
-from .runner import DEFAULT_DATASET
-from .tune_gate import DEFAULT_FEATURES, final_ok, outcome, pick_threshold
+from assistant.gate import FEATURES
+from evals.datasets import DEFAULT_DATASET, load_dataset
+from tune_gate import final_ok, outcome, pick_threshold  # beside this file in scripts/
 
 WORDINGS = {
     "state": "Instruction: do the passages above state the answer to the question? If they do not, reply only "
@@ -38,8 +37,7 @@ WORDINGS = {
              "answer; otherwise reply only NOT_FOUND.",
     "asks-for": "Instruction: if the passages above do not say what the question asks for, reply only NOT_FOUND. "
                 "Otherwise reply with the answer.",
-    # session 12: right drafts to questions that first describe the asker ("We are a consultancy in Vienna. Would
-    # CSKC accept ...?") had a median P(NOT_FOUND) of 0.42-0.60 against about 0.2 for plain questions
+    # for questions that first describe the asker ("We are a consultancy in Vienna. Would CSKC accept ...?")
     "situation": "Instruction: answer the question from the passages above. The question may describe the asker's "
                  "own situation, which the passages need not mention. If the passages do not contain the information "
                  "needed, reply only NOT_FOUND.",
@@ -58,7 +56,7 @@ def read_probabilities(questions, out: Path) -> dict[str, dict[str, float]]:
     done = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())} if out.exists() else {}
     todo = [q for q in questions if q.id not in done or any(w not in done[q.id] for w in WORDINGS)]
     if todo:
-        bot = Assistant(gate=Gate(weights={}, bias=50.0, threshold=0.0, trained_on="open"))
+        bot = Assistant(gate=Gate(weights={}, bias=50.0, threshold=0.0))
         with out.open("a") as fh:
             for q in tqdm(todo, desc="dev questions", file=sys.stderr):
                 passages = bot.passages_for(q.question)
@@ -100,13 +98,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     ap.add_argument("--cache", type=Path, default=Path("reports/gate-dev-signals.jsonl"),
-                    help="development rows written by python -m evals.tune_gate")
+                    help="development rows written by python scripts/tune_gate.py")
     ap.add_argument("--out", type=Path, default=Path("reports/strict-wordings.jsonl"))
     ap.add_argument("--limit", type=int)
     ap.add_argument("--min-refusal", type=float, default=0.9)
     args = ap.parse_args()
     if not args.cache.exists():
-        ap.error(f"--cache {args.cache} does not exist: run `python -m evals.tune_gate` first")
+        ap.error(f"--cache {args.cache} does not exist: run `python scripts/tune_gate.py` first")
     questions = {q.id: q for q in load_dataset(args.dataset, split="dev")}
     rows = [r for r in {r["id"]: r for r in map(json.loads, args.cache.read_text().splitlines())}.values()
             if r["id"] in questions][: args.limit]
@@ -119,7 +117,7 @@ def main() -> int:
     for name in WORDINGS:
         variant = [dict(r, signals={**r["signals"], "p_not_found": probs[r["id"]][name]}) for r in rows]
         auc = roc_auc_score(y, [-probs[r["id"]][name] for r in rows]) if 0 < sum(y) < len(y) else float("nan")
-        ok, wrong, refused = half_splits(variant, DEFAULT_FEATURES, args.min_refusal)
+        ok, wrong, refused = half_splits(variant, FEATURES, args.min_refusal)
         mark = "  (in use)" if WORDINGS[name] == prompts.STRICT else ""
         print(f"{name:10} {auc:6.3f} {ok:8.3f} {wrong:7.3f} {refused:23.3f}{mark}")
     return 0
