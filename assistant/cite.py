@@ -1,4 +1,4 @@
-"""Citations assigned after generation, exact quotes, and the grounding check.
+"""Citations assigned after generation, with exact quotes, and the check that drops unsupported sentences.
 
 The model's own ``[n]`` markers are a hint, not trusted: each answer sentence is matched to the
 passage sentences by meaning (multilingual embeddings, so a Bulgarian answer finds its English
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import Enum
 from typing import Callable, Sequence
 
 import numpy as np
@@ -45,7 +46,7 @@ _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _WORD_OR_NUM = re.compile(r"[^\W_]+", re.UNICODE)
 _CAP = re.compile(r"\b[A-Z][A-Za-z&\-]{2,}\b")
 
-SUPPORT_MIN = 0.80  # e5 cosine between an answer sentence and its best passage sentence (tuned on dev questions)
+SUPPORT_MIN = 0.80  # e5 cosine between an answer sentence and its best passage sentence (chosen on the dev split)
 # how a finished sentence ends (a citation marker counts: "... in 2015 [2]")
 _CLOSED = re.compile(r"[.!?…:;)\]\"'»”]\s*$")
 # a marker the model had begun when it was stopped ("... in 2015 [2"): the sentence itself was done
@@ -121,9 +122,8 @@ _FILLER = frozenset("""the a an of to in on for is are was were be been by and o
 def restates(sentence: str, question: str) -> bool:
     """Does the sentence only repeat the question's own words (no new word, number or "yes")?
 
-    Measured on the development drafts (3 passages): the four sentences with no word beyond the question were
-    all non-answers (a restated question, "drafted in [2]."), while one new word ("Berlin", "43", "Yes") was
-    usually the answer.
+    One new word ("Berlin", "43", "Yes") is usually the answer; none is a restated question or a pointer
+    ("drafted in [2].") (docs/PERFORMANCE-HISTORY.md).
     """
     asked = {w.lower() for w in _WORD_OR_NUM.findall(question)}
     said = [w.lower() for w in _WORD_OR_NUM.findall(strip_markers(sentence))]
@@ -172,13 +172,40 @@ def ungrounded_names(sentence: str, sources: Sequence[str]) -> set[str]:
     return {w for w in words if w.lower() not in hay}
 
 
+class Problem(Enum):
+    """Why the check removed an answer sentence; the value is the message people read (``SentenceCheck.problem``)."""
+
+    REPEATED = "it repeats an earlier sentence"
+    CUT_OFF = "it was cut off at the length limit"
+    SAYS_NOTHING = "it only points at a passage, it says nothing"
+    QUESTION = "it is a question, not an answer"
+    RESTATES_QUESTION = "it only repeats the question"
+    NUMBERS_NOT_IN_PASSAGE = "numbers not in the cited passage: {detail}"
+    UNSUPPORTED = "no passage supports it (best similarity {detail})"
+    NAMES_NOT_IN_PASSAGE = "names not in the cited passage: {detail}"
+    LEANS_ON_REMOVED = "it refers back to a removed sentence"
+
+
+# a sentence removed for one of these states something nobody said, so a sentence leaning on it goes too
+_INVENTED = frozenset({Problem.NUMBERS_NOT_IN_PASSAGE, Problem.NAMES_NOT_IN_PASSAGE, Problem.LEANS_ON_REMOVED})
+
+
 @dataclass
 class SentenceCheck:
     sentence: str
     cited: list[int]  # passage numbers finally cited
     support: float
     quote: str
-    problem: str = ""  # why the sentence was removed ("" = kept)
+    kind: Problem | None = None  # why the sentence was removed (None = kept)
+    detail: str = ""  # what the message names: the missing numbers or names, the best similarity
+
+    @property
+    def problem(self) -> str:
+        """Why the sentence was removed, for people ("" = kept)."""
+        return self.kind.value.format(detail=self.detail) if self.kind else ""
+
+    def remove(self, kind: Problem, detail: str = "") -> None:
+        self.kind, self.detail = kind, detail
 
 
 def assign_citations(answer: str, passages: Sequence[Passage], question: str,
@@ -210,15 +237,14 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
             chosen = [ranked[0]]
         # a glossary entry restates a fact to translate its terms: the document that states the fact is the source
         # (a Bulgarian answer shares Bulgarian words with the glossary, so the glossary often scores a little higher)
-        if is_glossary(by_n[chosen[0]].doc_id):
+        if is_glossary(by_n[chosen[0]].chunk):
             floor = max(support_min, best_for[chosen[0]][0] - GLOSSARY_MARGIN)
-            chosen = next(([m] for m in ranked if not is_glossary(by_n[m].doc_id) and best_for[m][0] >= floor), chosen)
+            chosen = next(([m] for m in ranked if not is_glossary(by_n[m].chunk) and best_for[m][0] >= floor), chosen)
         n = chosen[0]
         support, j = best_for[n]
         check = SentenceCheck(sentence=strip_markers(sent), cited=chosen, support=support, quote=p_sents[j][1])
         # the numbers must be in the cited passage itself, not only in the question: "in 2022 it was 0.75%" over a
-        # passage about 2017 restates the asked year over another year's figure (dev drafts: two such sentences, both
-        # answers to unanswerable questions, and no correct answer that needed the question's number)
+        # passage about 2017 restates the asked year over another year's figure
         missing_numbers = ungrounded_numbers(check.sentence, [by_n[c].text for c in chosen])
         # a number found in another passage: cite that passage instead of dropping the sentence
         if missing_numbers:
@@ -230,34 +256,34 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
                     break
         said = " ".join(_WORD_OR_NUM.findall(check.sentence.lower()))
         if said in seen:  # a small model caught in a loop writes the same sentence again
-            check.problem = "it repeats an earlier sentence"
+            check.remove(Problem.REPEATED)
         elif cut_off and i == len(sentences) - 1 and not (_CLOSED.search(sent) or _DANGLING.search(sent)):
-            check.problem = "it was cut off at the length limit"
+            check.remove(Problem.CUT_OFF)
         elif says_nothing(sent):
-            check.problem = "it only points at a passage, it says nothing"
+            check.remove(Problem.SAYS_NOTHING)
         elif is_question(sent):
-            check.problem = "it is a question, not an answer"
+            check.remove(Problem.QUESTION)
         elif restates(sent, question):
-            check.problem = "it only repeats the question"
+            check.remove(Problem.RESTATES_QUESTION)
         elif missing_numbers:
-            check.problem = f"numbers not in the cited passage: {', '.join(sorted(missing_numbers))}"
+            check.remove(Problem.NUMBERS_NOT_IN_PASSAGE, ", ".join(sorted(missing_numbers)))
         elif support < support_min:
-            check.problem = f"no passage supports it (best similarity {support:.2f})"
+            check.remove(Problem.UNSUPPORTED, f"{support:.2f}")
         else:
             names = ungrounded_names(check.sentence, [by_n[c].text for c in chosen] + [by_n[c].chunk.title for c in chosen]
                                      + [question])
             if names:
-                check.problem = f"names not in the cited passage: {', '.join(sorted(names))}"
+                check.remove(Problem.NAMES_NOT_IN_PASSAGE, ", ".join(sorted(names)))
         # "EUCLES charges EUR 100,000 [3]. This fee is paid by the clusters." loses its subject with the first
         # sentence; the second alone would state something nobody said
-        if not check.problem and claim_removed and leans_back(sent):
-            check.problem = "it refers back to a removed sentence"
+        if check.kind is None and claim_removed and leans_back(sent):
+            check.remove(Problem.LEANS_ON_REMOVED)
         # only an invented number or name counts: "Yes, it qualifies." can fall below the support bar while
-        # the "It ..." after it speaks of the question's subject (measured on the dev drafts)
-        claim_removed = check.problem.startswith(("numbers not", "names not", "it refers back"))
+        # the "It ..." after it speaks of the question's subject
+        claim_removed = check.kind in _INVENTED
         seen.add(said)
         checks.append(check)
-    kept = [c for c in checks if not c.problem]
+    kept = [c for c in checks if c.kind is None]
     sentences_index = {c.sentence: i for i, c in enumerate(checks)}
     citations: list[Citation] = []
     order: dict[int, int] = {}

@@ -2,7 +2,7 @@
 
 BM25 is lexical, so it only compares a question with passages in the same script: a Bulgarian
 question is matched lexically against Bulgarian chunks only, and finds English passages through
-the multilingual embedding (measured: BM25 on Cyrillic queries against English text adds noise).
+the multilingual embedding (BM25 of Cyrillic queries over English text only adds noise).
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import re
 import threading
 import time
 from dataclasses import replace
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
 from ingestion.store import Store
 from ingestion.types import Chunk
 
 from .types import Passage, is_glossary
+
+Mode = Literal["hybrid", "dense", "bm25"]  # which retrievers a ``Retriever`` runs
 
 BG_STOPWORDS = ["и", "на", "за", "в", "във", "от", "да", "се", "е", "с", "със", "по", "че", "са", "не", "как",
                 "какво", "кои", "кой", "коя", "кога", "къде", "колко", "ли", "ще", "има", "ги", "го", "я", "а"]
@@ -40,7 +42,7 @@ def glossary_pairs(chunks: Sequence[Chunk]) -> list[tuple[tuple[str, ...], str]]
     """(Bulgarian stems, English term) pairs from glossary entries like ``**клъстер** — cluster, ...``."""
     pairs = []
     for c in chunks:
-        if not is_glossary(c.doc_id):
+        if not is_glossary(c):
             continue
         for m in _GLOSS.finditer(c.text):
             english = m.group("en").strip().rstrip(".")
@@ -116,16 +118,15 @@ def merge_neighbours(rows: Sequence[tuple[Chunk, float, float, float]], full_tex
 
 def one_glossary_chunk(rows: Sequence[tuple[Chunk, float, float, float]]) -> list[tuple[Chunk, float, float, float]]:
     """Fused rows with at most one glossary chunk, the best. A glossary shares every Bulgarian word with a
-    Bulgarian question, so it outranks the passages that answer it (dev split: 1.6 of the 4 prompt passages of a
-    Bulgarian question were glossary entries, and no gold question is answered by the glossary). It stays the
-    translation aid for BM25 (``translate_terms``) and can still be shown once; when every row is glossary (a
-    filter on that document), all stay."""
-    if all(is_glossary(row[0].doc_id) for row in rows):
+    Bulgarian question, so it would outrank the passages that answer it and fill the prompt
+    (docs/PERFORMANCE-HISTORY.md). It stays the translation aid for BM25 (``translate_terms``) and can still be
+    shown once; when every row is glossary (a filter on that document), all stay."""
+    if all(is_glossary(row[0]) for row in rows):
         return list(rows)
     seen = False
     out = []
     for row in rows:
-        if is_glossary(row[0].doc_id):
+        if is_glossary(row[0]):
             if seen:
                 continue
             seen = True
@@ -158,8 +159,10 @@ def _passes(chunk: Chunk, filters: dict | None) -> bool:
 
 
 class Retriever:
-    def __init__(self, store: Store, embedder, settings, mode: str = "hybrid"):
-        if mode not in ("hybrid", "dense", "bm25"):
+    """Finds the passages for a question in one store; the BM25 indexes are built lazily and rebuilt on change."""
+
+    def __init__(self, store: Store, embedder, settings, mode: Mode = "hybrid"):
+        if mode not in get_args(Mode):
             raise ValueError(f"retrieval mode must be hybrid, dense or bm25, not {mode!r}")
         self.store, self.embedder, self.settings, self.mode = store, embedder, settings, mode
         self._lock = threading.Lock()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from ingestion.types import Chunk
 
+Language = Literal["en", "bg"]  # the language of a question or an answer: English or Bulgarian
+GLOSSARY = "glossary"  # the ``doc_type`` of a term list (front matter ``doc_type: glossary``)
 
-def is_glossary(doc_id: str) -> bool:
+
+def is_glossary(chunk: Chunk) -> bool:
     """A glossary translates terms; it restates facts whose source is another document."""
-    return "glossary" in doc_id.lower()
+    return chunk.doc_type == GLOSSARY
 
 
 @dataclass
@@ -40,6 +44,8 @@ class Passage:
 
 @dataclass
 class Citation:
+    """A source of an answer: the passage, where it is, and the exact sentence that supports the answer."""
+
     n: int
     doc: str
     title: str
@@ -64,6 +70,8 @@ class Retrieved:
 
 @dataclass
 class Answer:
+    """The checked answer (or refusal) to a question, with its citations, passages, timings and gate signals."""
+
     question: str
     text: str
     citations: list[Citation] = field(default_factory=list)
@@ -71,7 +79,7 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)  # what the model saw (closest passages on refusal)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     notice: str = ""  # e.g. degraded mode, truncated question
-    language: str = "en"
+    language: Language = "en"
     standalone_question: str = ""
     signals: dict[str, float] = field(default_factory=dict)  # gate inputs, for evaluation and calibration
     removed_sentences: list[str] = field(default_factory=list)  # dropped by the grounding check

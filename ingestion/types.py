@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-DOC_TYPES = ("strategy", "cluster-standard", "policy", "cluster", "reference")
+DOC_TYPES = ("strategy", "cluster-standard", "policy", "cluster", "reference", "glossary")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,96 @@
+"""The gate's fitted data and provenance, the citation check's problem types, and the glossary by its doc_type."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from assistant import prompts
+from assistant.cite import Problem, SentenceCheck, assign_citations
+from assistant.gate import FEATURES, GATE_FILE, PROVENANCE_KEYS, Gate
+from assistant.retrieve import glossary_pairs, one_glossary_chunk
+from assistant.types import Passage, is_glossary
+from conftest import CORPUS
+from ingestion.types import DOC_TYPES, Chunk
+
+
+def chunk(doc_id: str, doc_type: str, text: str = "Text.", n: int = 1) -> Chunk:
+    return Chunk(chunk_id=f"{doc_id}::{n}", doc_id=doc_id, title=doc_id, path=doc_id, doc_type=doc_type,
+                 language="en", text=text, start=0, end=len(text), heading_path=("H",), page_start=None,
+                 page_end=None, source_urls=(), content_hash="", doc_hash="", doc_chunks=1, embed_model="")
+
+
+def test_the_fitted_gate_says_how_it_was_fitted():
+    """gate.json is data: the fitted numbers with the model, prompts, dataset split and date they were fitted on."""
+    gate = Gate.load()
+    assert set(gate.weights) <= set(FEATURES) and 0.0 < gate.threshold < 1.0
+    assert all(gate.provenance.get(k) not in (None, "") for k in PROVENANCE_KEYS), gate.provenance
+    assert gate.provenance["split"] == "dev"  # never the test split
+    # the signals were read under the prompts in use: a change to them needs a refit (python scripts/tune_gate.py)
+    assert gate.provenance["prompts"] == prompts.fingerprint(), "prompts changed since the gate was fitted"
+
+
+def test_gate_round_trip_and_unknown_signal(tmp_path):
+    path = tmp_path / "gate.json"
+    gate = Gate(weights={"p_not_found": -3.0, "top_dense": 0.5}, bias=2.0, threshold=0.4,
+                provenance={"model": "m", "date": "2026-01-01"})
+    gate.save(path)
+    again = Gate.load(path)
+    assert again == gate and again.score({"p_not_found": 0.1}) == gate.score({"p_not_found": 0.1})
+    data = json.loads(GATE_FILE.read_text())
+    data["weights"]["found_nf"] = -1.0
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="found_nf"):
+        Gate.load(path)
+    assert Gate.load(tmp_path / "missing.json") == Gate()  # no file: the untuned defaults
+
+
+def test_problems_are_types_with_a_message_for_people():
+    check = SentenceCheck("It costs 5.", [1], 0.9, "q")
+    assert check.problem == "" and check.kind is None
+    check.remove(Problem.NUMBERS_NOT_IN_PASSAGE, "5")
+    assert check.kind is Problem.NUMBERS_NOT_IN_PASSAGE and check.problem == "numbers not in the cited passage: 5"
+    check.remove(Problem.UNSUPPORTED, "0.71")
+    assert check.problem == "no passage supports it (best similarity 0.71)"
+
+
+def _embed(texts: list[str]) -> np.ndarray:
+    """A toy embedder: sentences about the same topic word point the same way."""
+    topics = ["fee", "board", "label"]
+    out = np.array([[1.0 if t in s.lower() else 0.0 for t in topics] + [0.1] for s in texts])
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_a_sentence_leaning_on_an_invented_number_goes_with_it():
+    passages = [Passage(chunk=chunk("a.md", "cluster"), text="The fee is EUR 100 per year.", score=1.0, n=1)]
+    text, _, checks = assign_citations("The fee is EUR 900 [1]. This fee is paid yearly [1].", passages,
+                                       "What is the fee?", _embed)
+    assert [c.kind for c in checks] == [Problem.NUMBERS_NOT_IN_PASSAGE, Problem.LEANS_ON_REMOVED] and text == ""
+
+
+def test_glossary_is_decided_by_doc_type_not_by_name():
+    named = chunk("my-glossary-notes.md", "reference")
+    typed = chunk("terms.md", "glossary", "- **клъстер** — cluster, a group of firms\n")
+    assert "glossary" in DOC_TYPES and is_glossary(typed) and not is_glossary(named)
+    assert glossary_pairs([named, typed]) == [(("клъс",), "cluster")]
+    rows = [(typed, 0.9, 0.9, 0.0), (chunk("terms.md", "glossary", n=2), 0.8, 0.8, 0.0), (named, 0.7, 0.7, 0.0),
+            (chunk("my-glossary-notes.md", "reference", n=2), 0.6, 0.6, 0.0)]
+    kept = [r[0].chunk_id for r in one_glossary_chunk(rows)]
+    assert kept == ["terms.md::1", "my-glossary-notes.md::1", "my-glossary-notes.md::2"]
+
+
+def test_the_corpus_glossary_is_typed_as_one():
+    from ingestion.readers import read_document
+
+    assert read_document(CORPUS / "glossary-bg-en.md").doc_type == "glossary"
+
+
+def test_the_prompts_fingerprint_follows_the_passage_layout(monkeypatch):
+    """The fingerprint covers what the model reads, not only the instruction text: a new way of naming passages
+    marks the gate (and the cached development signals of scripts/tune_gate.py) as read under other prompts."""
+    before = prompts.fingerprint()
+    assert prompts.fingerprint() == before
+    monkeypatch.setattr(prompts, "passages_block", lambda passages: "\n\n".join(f"({p.n}) {p.text}" for p in passages))
+    assert prompts.fingerprint() != before
