@@ -10,35 +10,28 @@ from __future__ import annotations
 from ingestion import config  # noqa: F401  (offline switches and GRADIO_ANALYTICS_ENABLED=False first)
 
 import atexit
-import base64
 import functools
-import html as htmllib
-import os
 import re
 import shutil
 import sys
 import tempfile
-import time
-import unicodedata
 from pathlib import Path
 
 import gradio as gr
-from starlette.middleware import Middleware
-from starlette.requests import HTTPConnection
 
 from assistant.llm import ModelError
 from assistant.types import Answer, Retrieved
-from assistant.ui_render import (CSS, alignment_html, answer_html, docs_html, esc,
-                                 reading_html, status_html)
-from ingestion.config import PROJECT_ROOT, Settings
-from ingestion.readers import SUPPORTED, ReadError, read_document
+from assistant.ui.auth import middleware, parse_auth
+from assistant.ui.render import CSS, alignment_html, answer_html, docs_html, esc, reading_html, status_html
+from assistant.ui.report_view import eval_report, report_dir
+from assistant.ui.uploads import MAX_NAME_BYTES, inside, safe_upload_name, stage_uploads  # noqa: F401
+from ingestion.config import Settings
+from ingestion.readers import SUPPORTED, ReadError
 from ingestion.store import StoreError
 from ingestion.types import DOC_TYPES
 
 ALIGN_TYPES = (".pdf", ".docx", ".txt", ".md", ".markdown", ".html", ".htm")
 KIND_LABELS = {"pdf": "PDF", "docx": "DOCX", "html": "HTML", "markdown": "Markdown", "text": "TXT"}
-STAGING = ".staging"  # hidden folder inside upload_dir: files are checked here before they replace anything
-MAX_NAME_BYTES = 150  # an uploaded file's saved name, in UTF-8 bytes (file systems allow 255)
 QUEUE_MAX_SIZE = 64  # events waiting in the queue; one more is refused with "queue is full"
 
 EXAMPLES = {
@@ -60,47 +53,6 @@ EXAMPLES = {
 }
 
 
-def report_dir() -> Path:
-    return Path(os.environ.get("SOFIA_QA_REPORT_DIR") or PROJECT_ROOT / "reports" / "eval")
-
-
-def parse_auth(value: str | None) -> tuple[str, str] | None:
-    if not value:
-        return None
-    user, sep, password = value.partition(":")
-    if not sep or not user or not password:
-        raise ValueError("SOFIA_QA_AUTH must look like user:password")
-    return user, password
-
-
-def safe_upload_name(raw: str) -> str:
-    """A file name safe to save in the upload folder: no folders, no '..', not hidden, no control characters,
-    not starting with '-', supported type, at most ``MAX_NAME_BYTES`` bytes (Cyrillic and CJK letters are kept)."""
-    name = unicodedata.normalize("NFC", str(raw or "")).replace("\\", "/").split("/")[-1].strip()
-    stem, suffix = os.path.splitext(name)
-    suffix = suffix.lower()
-    if suffix not in SUPPORTED:
-        if stem.lower() in SUPPORTED:  # ".md": only an extension
-            raise ValueError("the file name has no usable characters")
-        raise ValueError(f"unsupported file type {suffix or '(none)'!r}; supported: {', '.join(sorted(SUPPORTED))}")
-    stem = re.sub(r"[^\w.\- ]+", "_", stem)  # \w keeps Cyrillic letters; NUL, newlines, quotes... become _
-    stem = re.sub(r"\s+", "-", stem)
-    stem = re.sub(r"\.{2,}", ".", stem).strip(".-_")  # not hidden, not an option ("-rf"), no ".."
-    stem = stem[:100]
-    while len(stem.encode("utf-8")) + len(suffix) > MAX_NAME_BYTES:  # 100 CJK letters are 300 bytes
-        stem = stem[:-1]
-    stem = stem.rstrip(".-_")
-    if not stem:
-        raise ValueError("the file name has no usable characters")
-    return stem + suffix
-
-
-def _shown_name(raw: str, limit: int = 80) -> str:
-    """A file name as it may be shown in a message: control characters visible, long names shortened."""
-    shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(raw))
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
-
-
 def store_problem(exc: Exception) -> str:
     """A store failure as one plain sentence for the UI."""
     return f"The document index is not available: {exc}"
@@ -115,13 +67,6 @@ def store_errors_as_gr_error(handler):
         except StoreError as exc:
             raise gr.Error(store_problem(exc)) from None
     return wrapped
-
-
-def _inside(path: str | Path, folder: Path) -> bool:
-    try:
-        return Path(path).resolve().is_relative_to(folder.resolve())
-    except (OSError, ValueError):
-        return False
 
 
 class SofiaApp:
@@ -231,54 +176,10 @@ class SofiaApp:
         files = [files] if isinstance(files, (str, Path)) else list(files or [])
         if not files:
             raise gr.Error("Choose one or more files to upload first.")
-        upload_dir = Path(s.upload_dir)
-        staging = upload_dir / STAGING
-        staging.mkdir(parents=True, exist_ok=True)
         states = self.store.doc_states()
-        problems, ready, renamed = [], [], []
         progress(0, desc="Checking files")
-        for f in files:
-            src = Path(f if isinstance(f, (str, Path)) else f.name)
-            shown = _shown_name(src.name)
-            try:
-                name = safe_upload_name(src.name)
-            except ValueError as exc:
-                problems.append(f"{shown}: {exc}")
-                continue
-            final = upload_dir / name
-            if any(p.name == name for p in ready):
-                problems.append(f"{shown}: another file in this upload is also saved as {name}; "
-                                f"only the first was indexed (rename the file and upload it again)")
-                continue
-            if not (_inside(final, upload_dir) and final.parent.resolve() == upload_dir.resolve()):
-                problems.append(f"{shown}: not a valid file name")  # cannot happen after safe_upload_name
-                continue
-            size = src.stat().st_size
-            if size > s.max_file_mb * 1024 * 1024:
-                problems.append(f"{name}: file is {size / 1024 / 1024:.1f} MB, over the {s.max_file_mb:g} MB limit")
-                continue
-            known = states.get(name)
-            if known is not None and known.path and not _inside(known.path, upload_dir):
-                problems.append(f"{name}: a document with this name is already indexed from {known.path}; "
-                                f"rename the file")
-                continue
-            staged = staging / name
-            try:
-                shutil.copyfile(src, staged)
-            except OSError as exc:
-                problems.append(f"{name}: could not be saved ({exc.strerror or type(exc).__name__})")
-                staged.unlink(missing_ok=True)
-                continue
-            try:  # read it before it may replace anything: a bad file never reaches the index
-                read_document(staged, name, max_mb=s.max_file_mb, max_pages=s.max_pdf_pages, timeout=s.read_timeout)
-            except ReadError as exc:
-                problems.append(f"{name}: {exc.reason} (not indexed; the index is unchanged)")
-                staged.unlink(missing_ok=True)
-                continue
-            os.replace(staged, final)
-            ready.append(final)
-            if name != src.name:
-                renamed.append(f"{shown} was saved as {name}")
+        staged = stage_uploads(files, s, states)
+        ready, problems, renamed = staged.ready, staged.problems, staged.renamed
         lines = []
         if ready:
             progress(0.05, desc=f"Indexing {len(ready)} file(s)")
@@ -320,53 +221,33 @@ class SofiaApp:
         n = self.store.delete_document(doc_id)
         path = states[doc_id].path
         note = ""
-        if path and _inside(path, Path(self.settings.upload_dir)):
+        if path and inside(path, Path(self.settings.upload_dir)):
             Path(path).unlink(missing_ok=True)
-        elif path and _inside(path, Path(self.settings.corpus_dir)):
+        elif path and inside(path, Path(self.settings.corpus_dir)):
             note = " It is still in the corpus folder, so the next corpus re-index adds it again."
         return (status_html(f"Removed {doc_id} ({n} chunks).{note}"), *self.library())
 
     # ------------------------------------------------------------------ evaluation
     @staticmethod
     def eval_report():
-        folder = report_dir()
-        md = folder / "report.md"
-        if not md.is_file():
-            return (status_html(f"No evaluation report yet in {folder}. Run the fast subset below, or "
-                                f"`sofia-qa eval` on the command line."), "", "")
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(md.stat().st_mtime))
-        figures = []
-        page = folder / "report.html"
-        if page.is_file():
-            for tag in re.findall(r"<img\b[^>]*>", page.read_text(encoding="utf-8", errors="replace")):
-                data = re.search(r"""src=['"]data:image/png;base64,([A-Za-z0-9+/=]+)['"]""", tag)
-                alt = re.search(r"""alt=['"]([^'"]*)['"]""", tag)
-                if data:
-                    figures.append((htmllib.unescape(alt.group(1)) if alt else "plot", data.group(1)))
-        for png in sorted(folder.glob("*.png")):
-            figures.append((png.stem.replace("_", " "), base64.b64encode(png.read_bytes()).decode("ascii")))
-        plots = "".join(f'<figure class="sqa-plot"><img alt="{esc(cap)}" src="data:image/png;base64,{data}">'
-                        f'<figcaption>{esc(cap)}</figcaption></figure>' for cap, data in figures)
-        return (status_html(f"Report from {when} ({md}); {len(figures)} plot(s)."),
-                plots, md.read_text(encoding="utf-8", errors="replace"))
+        return eval_report()
 
     def run_fast_eval(self, progress=gr.Progress(track_tqdm=True)):
         try:
-            from evals.runner import DEFAULT_DATASET, load_thresholds, run_eval
+            from evals.runner import DEFAULT_DATASET, EvalConfig, load_thresholds, run_eval
         except ImportError as exc:
             return (status_html(f"The evaluation suite is not available ({exc}).", ok=False), *self.eval_report()[1:])
         fast = load_thresholds().get("fast", {})
         progress(0, desc="Evaluating the fast subset")
         try:
-            result = run_eval(DEFAULT_DATASET, out_dir=report_dir(), limit=fast.get("limit"),
-                              retrieval_only=bool(fast.get("retrieval_only", False)), split=fast.get("split", "test"),
-                              settings=self.settings, progress=True, log=lambda msg: None)
+            config = EvalConfig(DEFAULT_DATASET, out_dir=report_dir(), limit=fast.get("limit"),
+                                retrieval_only=bool(fast.get("retrieval_only", False)), split=fast.get("split", "test"))
+            result = run_eval(config, settings=self.settings, log=lambda msg: None)
         except Exception as exc:
             return (status_html(f"The evaluation failed: {type(exc).__name__}: {exc}", ok=False),
                     *self.eval_report()[1:])
         status, plots, md = self.eval_report()
-        meta = result.get("meta", {})
-        return (status_html(f"Evaluated {meta.get('questions')} questions in {meta.get('seconds', 0):.0f} s. "
+        return (status_html(f"Evaluated {result.meta.questions} questions in {result.meta.seconds:.0f} s. "
                             f"Report written to {report_dir()}."), plots, md)
 
 
@@ -491,91 +372,11 @@ def build(settings: Settings | None = None, assistant=None) -> gr.Blocks:
     return demo
 
 
-# What a caller without a login may fetch when SOFIA_QA_AUTH is set: the login page, its static assets, the
-# login and logout routes, the login check and the startup trigger that ``launch`` itself calls (it answers
-# true or false). Everything else answers 401 (see ``LoginRequired``).
-PUBLIC_PATHS = {"/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css", "/gradio_api/theme.css",
-                "/robots.txt", "/manifest.json", "/gradio_api/login_check", "/gradio_api/login_check/",
-                "/gradio_api/startup-events"}
-PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/")
-_API_INFO = re.compile(rb"(<script>window\.gradio_api_info = ).*?(;</script>)", re.S)
-_NO_API_INFO = rb'\1{"named_endpoints":{},"unnamed_endpoints":{}}\2'
-
-
-class LoginRequired:
-    """ASGI middleware added when ``SOFIA_QA_AUTH`` is set: deny by default.
-
-    Gradio checks the login on its data routes (config, info, queue, call, upload, file=) but not on all of
-    its routes (run history, cancel, heartbeat, stream, startup events, FastAPI's /openapi.json, and whatever
-    a later Gradio version adds), and its login page embeds the full API description. Here a request without
-    a valid session cookie reaches only ``PUBLIC_PATHS``, and the login page loses its API description. If a
-    Gradio upgrade renames the session attributes, every request is refused (fail closed), never let through.
-    """
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] not in ("http", "websocket") or self.logged_in(scope):
-            await self.app(scope, receive, send)
-            return
-        path = scope.get("path") or "/"
-        method = scope.get("method", "GET")
-        if scope["type"] == "http" and (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
-            if path == "/" and method == "GET":
-                await self.app(scope, receive, self._without_api_info(send))
-            else:
-                await self.app(scope, receive, send)
-            return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        body = b'{"detail":{"error":"Not authenticated"}}'
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"www-authenticate", b"Cookie")]})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
-
-    @staticmethod
-    def logged_in(scope) -> bool:
-        app = scope.get("app")
-        try:
-            cookies = HTTPConnection(scope).cookies
-            tokens, cookie_id = app.tokens, app.cookie_id
-        except (AttributeError, KeyError, TypeError):
-            return False
-        token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
-        return bool(token) and token in tokens
-
-    @staticmethod
-    def _without_api_info(send):
-        start: dict = {}
-        chunks: list[bytes] = []
-
-        async def send_filtered(message):
-            if message["type"] == "http.response.start":
-                start.update(message)
-                return
-            if message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body"):
-                return
-            body = _API_INFO.sub(_NO_API_INFO, b"".join(chunks))
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            headers.append((b"content-length", str(len(body)).encode()))
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-        return send_filtered
-
-
 def launch_options(settings: Settings, auth: tuple[str, str] | None) -> dict:
     """The keyword arguments of ``demo.launch`` (tests launch the same way)."""
     return dict(server_name=settings.host, server_port=settings.port, share=False, auth=auth,
                 auth_message="Sofia – Knowledge City document assistant" if auth else None,
-                app_kwargs={"middleware": [Middleware(LoginRequired)]} if auth else None,
+                app_kwargs={"middleware": middleware(auth)} if auth else None,
                 max_file_size=f"{settings.max_file_mb:g}mb", show_error=True, ssr_mode=False, pwa=False,
                 mcp_server=False, run_history=False, theme=theme(), css=THEME_CSS, footer_links=["api"],
                 enable_monitoring=False)

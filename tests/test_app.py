@@ -218,7 +218,7 @@ def test_login_is_required_when_auth_is_set(tmp_path, corpus_index):
 
 def test_rendering_escapes_document_text_and_keeps_only_http_links():
     from assistant.types import Answer, Citation, Passage
-    from assistant.ui_render import answer_html, reading_html, safe_url
+    from assistant.ui.render import answer_html, reading_html, safe_url
     from ingestion.types import Chunk
 
     evil = '<img src=x onerror="alert(1)"> & <script>alert(2)</script>'
@@ -241,3 +241,31 @@ def test_rendering_escapes_document_text_and_keeps_only_http_links():
     assert safe_url("https://example.org/a?b=1") == "https://example.org/a?b=1"
     for bad in ("javascript:alert(1)", "data:text/html,x", "/etc/passwd", "http://", 'https://x.org/"onmouseover=1'):
         assert safe_url(bad) == ""
+
+
+def test_report_view_takes_the_plots_out_of_report_html_and_escapes_captions(tmp_path):
+    from assistant.ui.report_view import eval_report
+
+    status, plots, md = eval_report(tmp_path / "none")
+    assert "No evaluation report yet" in status and plots == "" and md == ""
+    write_fake_report(tmp_path)
+    page = tmp_path / "report.html"
+    page.write_text(page.read_text(encoding="utf-8").replace(
+        "alt='Retrieval metrics per system'", "alt='a &lt;b&gt; plot'"), encoding="utf-8")
+    status, plots, md = eval_report(tmp_path)
+    assert "1 plot(s)" in status and plots.count("<img") == 1
+    assert 'alt="a &lt;b&gt; plot"' in plots and "<b>" not in plots
+    assert "| hybrid | 0.72 |" in md
+
+
+def test_only_the_app_imports_the_ui_modules():
+    """``assistant/ui/`` serves ``app.py``: no other module of the product imports it."""
+    import re as _re
+
+    pattern = _re.compile(r"^\s*(from|import)\s+(assistant\.ui\b|\.ui\b|\.\.ui\b)|^\s*from\s+(assistant|\.)\s+import\s+ui\b",
+                          _re.M)
+    ui = ROOT / "assistant" / "ui"
+    for folder in ("ingestion", "assistant", "evals"):
+        for py in (ROOT / folder).rglob("*.py"):
+            if not py.is_relative_to(ui):
+                assert not pattern.search(py.read_text(encoding="utf-8")), py

@@ -34,7 +34,7 @@ from test_app import ANSWER_TIMEOUT, build_index, last_message, running_app, wri
 AUTH = ("admin", "s3cret-" + secrets.token_hex(4))
 SECRET = "ORCHID-LANTERN-4417"  # in the uploaded file only: must never reach a caller without a login
 UNAUTHORISED = {401, 403}
-# what a caller without a login may fetch; everything else must refuse (app.PUBLIC_PATHS, as routes)
+# what a caller without a login may fetch; everything else must refuse (assistant.ui.auth.PUBLIC_PATHS, as routes)
 PUBLIC = {"/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css", "/gradio_api/theme.css", "/robots.txt",
           "/manifest.json", "/gradio_api/login_check", "/gradio_api/login_check/", "/gradio_api/startup-events",
           "/assets/{path:path}", "/static/{path:path}", "/svelte/{path:path}"}

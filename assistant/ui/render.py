@@ -12,7 +12,7 @@ from html import escape
 from typing import Iterable, Sequence
 from urllib.parse import urlparse
 
-from .types import Answer, Citation, Passage
+from ..types import Answer, Citation, Passage
 
 CSS = """
 .sqa-answer{line-height:1.55}
