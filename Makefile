@@ -2,18 +2,19 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml scripts/llama_wheel.sh | sha1sum | cut -c1-12)
 
 .PHONY: install run ingest warm test test-fast browser eval bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/llama_wheel.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	# torch first and pinned: the CPU build on local disk (an unpinned torch pulls a 5 GB CUDA build)
 	$(BIN)/pip install torch==2.13.0
-	# llama-cpp-python builds from source once (about 6 minutes); pip caches the wheel afterwards
+	# llama-cpp-python builds from source once (about 6 minutes), for this CPU without AMX; the wheel is kept
+	scripts/llama_wheel.sh $(BIN)/pip
 	$(BIN)/pip install -e '.[model,test]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
