@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingestion.readers import READ_TIMEOUT
+from ingestion.config import Settings
 
 from .types import Citation
 
@@ -490,8 +490,8 @@ def summarize(rows: list[AlignmentRow]) -> tuple[str, str]:
     return overall, " ".join(parts)
 
 
-def align_file(path: Path, retriever, embedder, *, max_mb: float = 50.0, max_pages: int = 3000,
-               read_timeout: float = READ_TIMEOUT) -> AlignmentReport:
+def align_file(path: Path, retriever, embedder, *, max_mb: float = Settings.max_file_mb,
+               max_pages: int = Settings.max_pdf_pages, read_timeout: float = Settings.read_timeout) -> AlignmentReport:
     """A proposal file (PDF, DOCX, TXT, MD, HTML) -> report; raises ``ReadError`` for unreadable files
     (including files over the size or page limits, ``SOFIA_QA_MAX_FILE_MB`` / ``SOFIA_QA_MAX_PDF_PAGES``)."""
     from ingestion.readers import read_document

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Iterable
 
 from .chunking import chunk_document
+from .config import Settings
 from .embedding import Embedder
-from .readers import READ_TIMEOUT, SUPPORTED, ReadError, read_document
+from .errors import ReadError
+from .readers import SUPPORTED, read_document
 from .store import Store
 from .types import Chunk, FileFailure, IngestReport
 
@@ -60,9 +62,14 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def ingest(paths: Iterable[Path], *, store: Store, embedder: Embedder, chunk_tokens: int = 220,
-           max_file_mb: float = 50.0, max_pdf_pages: int = 3000, read_timeout: float = READ_TIMEOUT,
-           rebuild: bool = False, progress: bool = True, batch: int = 64, log=None) -> IngestReport:
+def ingest(paths: Iterable[Path], *, store: Store, embedder: Embedder, chunk_tokens: int = Settings.chunk_tokens,
+           max_file_mb: float = Settings.max_file_mb, max_pdf_pages: int = Settings.max_pdf_pages,
+           read_timeout: float = Settings.read_timeout, rebuild: bool = False, progress: bool = True,
+           batch: int = Settings.embed_batch, log=None) -> IngestReport:
+    """Bring the index up to date with ``paths`` (files, or folders walked): add, update, skip and remove documents.
+
+    The limits and sizes are the ``Settings`` fields of the same names (``batch``: ``embed_batch``); ``log`` gets a
+    line per skipped file (default: stderr)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     t0 = time.perf_counter()
     report = IngestReport()
