@@ -1,17 +1,11 @@
 """multilingual-e5-small in a process of its own, whose OpenMP threads may spin between steps.
 
-Why a process: the language model needs sleeping OpenMP threads (``OMP_WAIT_POLICY=PASSIVE``; spinning ones write
-2x slower whenever anything else runs, ``benchmarks/bench_llm.py --load both``), and the wait policy is read once
-per process. Sleeping threads are woken for every step of a short e5 call: a question took 30 ms to embed in-process and
-18 ms here with ``GOMP_SPINCOUNT=300000`` (p95 44 against 31 ms, the same vectors; 2026-11-27). The spin is bounded
-(libgomp counts about 100,000 spins a millisecond: some 3 ms after each call), so the model beside it keeps
-its speed.
+Why a process: the language model needs sleeping OpenMP threads, and the wait policy is read once per process;
+sleeping threads are woken for every step of a short e5 call, so a question embeds faster where they spin. The spin
+is bounded (``GOMP_SPINCOUNT``, a few milliseconds after each call), so the model beside it keeps its speed.
+Measurements: docs/PERFORMANCE-HISTORY.md.
 
-Started by ``ingestion.embedding.WorkerEmbedder``; speaks over stdin/stdout:
-- after loading the model it writes one byte ``R``;
-- request: 4-byte little-endian length, then UTF-8 JSON ``{"op": "query" | "passages", "texts": [str, ...]}``;
-- reply: one status byte (``0`` ok, ``1`` error), 4-byte length, then float32 rows (``len(texts)`` x dim) or a
-  UTF-8 error message.
+Started by ``ingestion.embedding.WorkerEmbedder``; speaks the protocol in ``ingestion.embed_protocol``.
 It exits when its stdin closes (the parent ended).
 """
 
@@ -24,19 +18,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-SPINCOUNT = "300000"  # libgomp's own default spin, bounded; set by the parent in the child's environment
-
-
-def read_exact(stream: BinaryIO, n: int) -> bytes:
-    """``n`` bytes, or fewer only at the end of the stream."""
-    parts, got = [], 0
-    while got < n:
-        part = stream.read(n - got)
-        if not part:
-            break
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)
+from .embed_protocol import read_exact
+from .embedding import E5Embedder
 
 
 def serve(embedder, inp: BinaryIO, out: BinaryIO) -> None:
@@ -67,8 +50,6 @@ def serve(embedder, inp: BinaryIO, out: BinaryIO) -> None:
 
 def main(argv: list[str]) -> int:
     threads = int(argv[0]) if argv and argv[0] != "None" else None
-    from .embedding import E5Embedder
-
     embedder = E5Embedder(threads=threads)
     out = sys.stdout.buffer
     out.write(b"R")

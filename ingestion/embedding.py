@@ -25,11 +25,14 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from . import config  # noqa: F401  (offline switches before any model library loads)
-from .embed_worker import SPINCOUNT, read_exact
+from .embed_protocol import SPINCOUNT, read_exact
+from .errors import SofiaError
 
 
-class EmbeddingError(RuntimeError):
-    pass
+class EmbeddingError(SofiaError, RuntimeError):
+    """An embedding model that is not installed, not known, or not found."""
+
+    kind = "embedding"
 
 
 class Embedder(Protocol):
@@ -70,8 +73,8 @@ class E5Embedder:
 
 class WorkerEmbedder:
     """multilingual-e5-small with the embedding done by ``ingestion.embed_worker`` in a child process, whose OpenMP
-    threads spin briefly instead of sleeping (a question embeds in about 18 ms there against 30 ms in this process,
-    where the language model needs sleeping threads; see that module). Token counting stays here.
+    threads spin briefly instead of sleeping, which embeds a question faster than this process can while a language
+    model needs sleeping threads (see that module). Token counting stays here.
 
     Any failure of the child (it would not start, died, or answered garbage) is reported once as a warning that says
     why, and from then on this process embeds by itself: slower, never wrong. ``close()`` ends the child; it also
@@ -86,6 +89,7 @@ class WorkerEmbedder:
         self._lock = threading.Lock()
         self._ready = False
         self.failure = ""  # why the child is not used ("" while it is)
+        # the child's own environment: sleeping threads (as the language model wants) that first spin briefly
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": SPINCOUNT}
         root = str(Path(__file__).resolve().parent.parent)  # `python -m` finds the package from here
         self._stderr = tempfile.TemporaryFile()  # what the child says when it fails goes into the warning

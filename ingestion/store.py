@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 from urllib.parse import urlparse
 
+from .errors import SofiaError
 from .types import Chunk
 
 
-class StoreError(RuntimeError):
-    pass
+class StoreError(SofiaError, RuntimeError):
+    """The index cannot be opened, read or written."""
+
+    kind = "store"
 
 
 class ModelMismatch(StoreError):
