@@ -1,24 +1,27 @@
-"""The one settings object.
+"""The one settings object, and the offline switches set before any model library loads.
 
 Every value has a default, can be overridden by an environment variable ``SOFIA_QA_<NAME>``
-(``SOFIA_QA_DB=/tmp/idx``) and by CLI flags (``Settings.with_overrides``). The offline switches
-are set here, in code, before any model library is imported.
+(``SOFIA_QA_DB=/tmp/idx``) and by CLI flags (``Settings.with_overrides``); ``Settings.help()`` describes each.
+Functions elsewhere take a ``Settings`` or explicit values, never their own copy of a default.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
+# The only environment this project rewrites: no library may reach a hub or send telemetry. Set on the first
+# import of this module, so import it (``from ingestion import config``) before any model or UI library.
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
     "GRADIO_ANALYTICS_ENABLED": "False",
     "ANONYMIZED_TELEMETRY": "False",
-    "TOKENIZERS_PARALLELISM": "false",
+    "TOKENIZERS_PARALLELISM": "false",  # else the tokenizers library warns (and may deadlock) in forked children
 }
 
 
@@ -26,9 +29,6 @@ def go_offline() -> None:
     """Force every library we use into offline, no-telemetry mode (idempotent)."""
     for key, value in OFFLINE_ENV.items():
         os.environ[key] = value
-    # OpenMP threads that spin while waiting slow llama.cpp 3-5x when anything else uses a core
-    # (measured here); must be set before torch or llama_cpp loads libgomp.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 go_offline()
@@ -45,57 +45,66 @@ def check_answer_language(value: str, what: str) -> str:
         raise ValueError(f"{what}{value!r}: say one of {', '.join(ANSWER_LANGUAGES)}")
     return value
 
+
 EMBED_MODELS = ("all-MiniLM-L6-v2", "multilingual-e5-small")
 
 
-def _cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sofia-qa"
+def cache_home() -> Path:
+    """This project's cache folder: ``$XDG_CACHE_HOME/sofia-qa``, or ``~/.cache/sofia-qa`` when that is unset."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sofia-qa"
+
+
+def setting(doc: str, default: Any = MISSING, *, factory: Any = MISSING) -> Any:
+    """A ``Settings`` field with its one-line description (``Settings.help()``)."""
+    return field(default=default, default_factory=factory, metadata={"doc": doc})
 
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting, each read from ``SOFIA_QA_<NAME>``; the descriptions are ``Settings.help()``."""
+
     # where things are
-    corpus_dir: Path = PROJECT_ROOT / "corpus"
-    db: Path = PROJECT_ROOT / ".sofia-qa" / "index"
-    collection: str = "sofia_qa"
-    chroma_url: str | None = None  # e.g. http://127.0.0.1:8000 -> Chroma HttpClient
+    corpus_dir: Path = setting("folder of documents `sofia-qa ingest` reads by default", PROJECT_ROOT / "corpus")
+    db: Path = setting("folder of the embedded Chroma index", PROJECT_ROOT / ".sofia-qa" / "index")
+    collection: str = setting("name of the Chroma collection", "sofia_qa")
+    chroma_url: str | None = setting("a Chroma server (e.g. http://127.0.0.1:8000) instead of the embedded index", None)
     # embedding and chunking
-    embed_model: str = "multilingual-e5-small"
-    chunk_tokens: int = 220  # budget per chunk in the embedder's own tokens (header included)
-    embed_batch: int = 64
-    # multilingual-e5-small embeds in a child process whose OpenMP threads may spin (ingestion/embed_worker.py):
-    # a question in 18 ms instead of 30; SOFIA_QA_EMBED_WORKER=0 embeds in this process
-    embed_worker: bool = True
+    embed_model: str = setting(f"embedding model: {' or '.join(EMBED_MODELS[::-1])}", "multilingual-e5-small")
+    chunk_tokens: int = setting("budget per chunk in the embedder's own tokens (header included)", 220)
+    embed_batch: int = setting("chunks embedded per batch while ingesting", 64)
+    # a process of its own lets e5's threads spin without slowing the language model (ingestion/embed_worker.py)
+    embed_worker: bool = setting("1: multilingual-e5-small embeds in a child process; 0: in this process", True)
     # limits on input
-    max_file_mb: float = 50.0
-    max_pdf_pages: int = 3000
-    read_timeout: float = 600.0  # seconds one PDF may take to read (in a child process), then it is skipped
-    max_question_chars: int = 2000
+    max_file_mb: float = setting("largest file accepted, in MB", 50.0)
+    max_pdf_pages: int = setting("most pages a PDF may have", 3000)
+    read_timeout: float = setting("seconds one PDF may take to read (in a child process), then it is skipped", 600.0)
+    max_question_chars: int = setting("longest question accepted, in characters", 2000)
     # generation
-    model_path: str | None = None  # any GGUF file; default: the bundled Qwen2.5 model
-    llm_url: str | None = None  # any OpenAI-compatible server
-    model_cache: Path = field(default_factory=lambda: _cache_home() / "models")
-    n_ctx: int = 4096
-    threads: int = field(default_factory=lambda: os.cpu_count() or 2)
-    max_answer_tokens: int = 200
-    # "question": answer in the question's language (English or Bulgarian); "en": write every answer in English (the
-    # documents' language), with a note to a Bulgarian asker. The bundled 1.5B model writes Bulgarian poorly: on the
-    # development split its English drafts for Bulgarian questions were right for 10 of 15, its Bulgarian ones for 7
-    answer_language: str = "question"
-    # the model's state after reading a prompt's beginning (system text and first passage) is saved, so the next
-    # prompt that starts the same way is read from there (assistant/prefix_cache.py): MB of disk; 0 turns it off
-    prefix_cache_mb: int = 2048
-    llm_timeout: float = 120.0
+    model_path: str | None = setting("any GGUF file to answer with; default: the bundled Qwen2.5 model", None)
+    llm_url: str | None = setting("any OpenAI-compatible server to answer with, instead of a GGUF file", None)
+    model_cache: Path = setting("folder where the bundled model is assembled; default: $XDG_CACHE_HOME/sofia-qa/models",
+                                factory=lambda: cache_home() / "models")
+    n_ctx: int = setting("the language model's context window, in tokens", 4096)
+    threads: int = setting("CPU threads for the models", factory=lambda: os.cpu_count() or 2)
+    max_answer_tokens: int = setting("longest answer the model may write, in tokens", 200)
+    # the bundled model writes Bulgarian poorly, so "en" is offered (measured: docs/PERFORMANCE-HISTORY.md)
+    answer_language: str = setting('"question": answer in the question\'s language; "en": always in English',
+                                   "question")
+    prefix_cache_mb: int = setting("MB of disk for the model's saved state after a prompt's beginning; 0: off", 2048)
+    llm_timeout: float = setting("seconds the model may stay silent (before a token) before the answer fails", 120.0)
     # retrieval
-    dense_k: int = 10
-    bm25_k: int = 10
-    top_k: int = 3  # passages in the prompt; dev split: fact hit@3 0.94, hit@5 0.95; 3 vs 4 with the gate refitted: same share correct, fewer wrong, 1.6 s faster
-    history_turns: int = 4
+    dense_k: int = setting("passages taken from the embedding search", 10)
+    bm25_k: int = setting("passages taken from the BM25 (word) search", 10)
+    # three: as many right answers as four, fewer wrong and faster (docs/PERFORMANCE-HISTORY.md)
+    top_k: int = setting("passages put in the prompt", 3)
+    history_turns: int = setting("earlier chat turns used to understand a follow-up question", 4)
     # app
-    host: str = "127.0.0.1"
-    port: int = 7860
-    auth: str | None = None  # "user:password"
-    upload_dir: Path = PROJECT_ROOT / ".sofia-qa" / "uploads"
+    host: str = setting("address the app listens on", "127.0.0.1")
+    port: int = setting("port the app listens on", 7860)
+    auth: str | None = setting('"user:password" the app asks for; none: no login', None)
+    upload_dir: Path = setting("folder where the app keeps uploaded documents", PROJECT_ROOT / ".sofia-qa" / "uploads")
+    report_dir: Path = setting("folder of the evaluation report the app shows and writes",
+                               PROJECT_ROOT / "reports" / "eval")
 
     def __post_init__(self) -> None:
         check_answer_language(self.answer_language, f"setting {ENV_PREFIX}ANSWER_LANGUAGE=")
@@ -124,7 +133,13 @@ class Settings:
         return dataclasses.replace(self, **clean)
 
     def describe(self) -> dict[str, str]:
+        """Every value as text, the password left out."""
         return {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name != "auth"}
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """``SOFIA_QA_<NAME>`` -> what it sets, one line each, in the order of the fields."""
+        return {ENV_PREFIX + f.name.upper(): f.metadata["doc"] for f in fields(cls)}
 
 
 def _parse(f: dataclasses.Field, raw: str):
