@@ -23,7 +23,7 @@ from assistant.llm import ModelError
 from assistant.types import Answer, Retrieved
 from assistant.ui.auth import middleware, parse_auth
 from assistant.ui.render import CSS, alignment_html, answer_html, docs_html, esc, reading_html, status_html
-from assistant.ui.report_view import eval_report, report_dir
+from assistant.ui.report_view import eval_report
 from assistant.ui.uploads import MAX_NAME_BYTES, inside, safe_upload_name, stage_uploads  # noqa: F401
 from ingestion.config import Settings
 from ingestion.readers import SUPPORTED, ReadError
@@ -228,9 +228,8 @@ class SofiaApp:
         return (status_html(f"Removed {doc_id} ({n} chunks).{note}"), *self.library())
 
     # ------------------------------------------------------------------ evaluation
-    @staticmethod
-    def eval_report():
-        return eval_report()
+    def eval_report(self):
+        return eval_report(self.settings.report_dir)
 
     def run_fast_eval(self, progress=gr.Progress(track_tqdm=True)):
         try:
@@ -240,7 +239,7 @@ class SofiaApp:
         fast = load_thresholds().get("fast", {})
         progress(0, desc="Evaluating the fast subset")
         try:
-            config = EvalConfig(DEFAULT_DATASET, out_dir=report_dir(), limit=fast.get("limit"),
+            config = EvalConfig(DEFAULT_DATASET, out_dir=self.settings.report_dir, limit=fast.get("limit"),
                                 retrieval_only=bool(fast.get("retrieval_only", False)), split=fast.get("split", "test"))
             result = run_eval(config, settings=self.settings, log=lambda msg: None)
         except Exception as exc:
@@ -248,7 +247,7 @@ class SofiaApp:
                     *self.eval_report()[1:])
         status, plots, md = self.eval_report()
         return (status_html(f"Evaluated {result.meta.questions} questions in {result.meta.seconds:.0f} s. "
-                            f"Report written to {report_dir()}."), plots, md)
+                            f"Report written to {self.settings.report_dir}."), plots, md)
 
 
 THEME_CSS = CSS + """

@@ -37,9 +37,10 @@ def figures(folder: Path) -> list[tuple[str, str]]:
     return found
 
 
-def eval_report(folder: Path | None = None) -> tuple[str, str, str]:
-    """(status HTML, plots HTML, report Markdown) of the last report, or a note that there is none yet."""
-    folder = report_dir() if folder is None else folder
+def eval_report(folder: Path) -> tuple[str, str, str]:
+    """(status HTML, plots HTML, report Markdown) of the last report in ``folder`` (``Settings.report_dir``), or a
+    note that there is none yet."""
+    folder = Path(folder)
     md = folder / "report.md"
     if not md.is_file():
         return (status_html(f"No evaluation report yet in {folder}. Run the fast subset below, or "
