@@ -269,3 +269,11 @@ def test_only_the_app_imports_the_ui_modules():
         for py in (ROOT / folder).rglob("*.py"):
             if not py.is_relative_to(ui):
                 assert not pattern.search(py.read_text(encoding="utf-8")), py
+
+
+def test_the_readme_lists_every_setting():
+    from ingestion.config import Settings
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in Settings.help() if f"`{name}`" not in readme]
+    assert not missing, f"README.md, Configuration: add {', '.join(missing)}"
