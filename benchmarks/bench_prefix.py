@@ -31,7 +31,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from assistant.answer import Assistant
-    from assistant.llm import LlamaCppLLM, bundled_model_path, prefix_cache_for
+    from assistant.llm import bundled_model_path
+    from assistant.llm.llamacpp import LlamaCppLLM, prefix_cache_for
     from evals.datasets import load_dataset
     from ingestion.config import Settings
 

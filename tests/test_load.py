@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import ROOT
+from conftest import ROOT, smollm2_path
 from test_app import build_index, running_app
 
 import bench_load  # benchmarks/ is on sys.path (conftest)
@@ -79,7 +79,6 @@ def browser_sees_queue_position(url: str, done: threading.Event) -> str | None:
 
 
 def test_twenty_concurrent_clients(request, tmp_path):
-    from assistant.llm import smollm2_path
 
     db = build_index(request.config)
     t0 = time.monotonic()

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant import llm as L
+from assistant.llm.llamacpp import LlamaCppLLM
 from assistant.prefix_cache import PrefixCache, common_prefix
+from conftest import smollm2_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +99,7 @@ def ask(question: str) -> list[dict[str, str]]:
 
 @pytest.fixture()
 def smol_cached(tmp_path):
-    return L.LlamaCppLLM(L.smollm2_path(), n_ctx=2048, n_threads=1,
+    return LlamaCppLLM(smollm2_path(), n_ctx=2048, n_threads=1,
                          prefix_cache=PrefixCache(256 * 2**20, tmp_path / "states"))
 
 
@@ -120,16 +121,16 @@ def test_a_kept_beginning_is_restored_for_the_next_prompt_and_the_text_is_the_sa
 
 def test_states_on_disk_serve_a_new_process_and_a_state_of_another_model_is_dropped(smol_cached, qwen_llm, caplog):
     smol_cached.chat(ask("How long?"), max_tokens=4, prefix=PASSAGE)
-    reopened = L.LlamaCppLLM(L.smollm2_path(), n_ctx=2048, n_threads=1,
+    reopened = LlamaCppLLM(smollm2_path(), n_ctx=2048, n_threads=1,
                              prefix_cache=PrefixCache(256 * 2**20, smol_cached.prefixes.folder))
     reopened.chat(ask("How long?"), max_tokens=4)
     assert reopened.prefix_stats["restored"] == 1
 
     # a SmolLM2 state filed under the Qwen prompt's tokens (as if a folder were shared by two models)
     _, state, _ = smol_cached.prefixes.best(smol_cached._prompt(ask("How long?"))[0])
-    foreign = L.LlamaCppLLM(qwen_llm.path, n_ctx=2048, prefix_cache=PrefixCache(256 * 2**20))
+    foreign = LlamaCppLLM(qwen_llm.path, n_ctx=2048, prefix_cache=PrefixCache(256 * 2**20))
     foreign.prefixes.put(foreign._prompt(ask("How long?"))[0][:60], state)
-    with caplog.at_level(logging.WARNING, logger="assistant.llm"):
+    with caplog.at_level(logging.WARNING, logger="assistant.llm.llamacpp"):
         g = foreign.chat(ask("How long is a first Bronze label valid?"), max_tokens=24)
     assert "two years" in g.text.lower() or "2 years" in g.text.lower()
     assert foreign.prefix_stats["restored"] == 0 and len(foreign.prefixes) == 0 and "did not fit" in caplog.text
@@ -162,7 +163,7 @@ def test_sofia_qa_warm_reads_each_chunk_once(tmp_path):
            "SOFIA_QA_THREADS": "1"}
     cli = [sys.executable, "-m", "assistant.cli"]
     subprocess.run(cli + ["ingest", str(docs)], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600)
-    warm = cli + ["warm", "--json", "--model", str(L.smollm2_path())]
+    warm = cli + ["warm", "--json", "--model", str(smollm2_path())]
     first = json.loads(subprocess.run(warm, env=env, cwd=ROOT, check=True, capture_output=True, text=True,
                                       timeout=600).stdout)
     assert first["chunks"] >= 2 and first["read"] == first["chunks"] == first["states"] and first["failed"] == 0

@@ -188,7 +188,7 @@ def test_chroma_server_restarted_mid_session(chroma_server, tmp_path, corpus_ind
     """Stopped: a clear error naming the server, at once. Back on the same port and path: the same Assistant
     answers again, nothing reopened. Hung (SIGSTOP): a clear error after the timeout instead of a hang."""
     from assistant.answer import Assistant
-    from assistant.llm import OpenAICompatLLM
+    from assistant.llm.openai_compat import OpenAICompatLLM
     from ingestion.config import Settings
     from ingestion.store import StoreUnavailable
 
@@ -300,7 +300,7 @@ def patient(url: str):
 
 def test_default_model_through_an_openai_compatible_server(model_server, monkeypatch, corpus_index, embedder):
     from assistant.answer import Assistant
-    from assistant.llm import OpenAICompatLLM
+    from assistant.llm.openai_compat import OpenAICompatLLM
     from ingestion.config import Settings
 
     settings, store = corpus_index
