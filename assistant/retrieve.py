@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from typing import Literal, Sequence, get_args
 
+from ingestion.language import detect_language
 from ingestion.store import Store
 from ingestion.types import Chunk
 
@@ -24,7 +25,6 @@ BG_STOPWORDS = ["и", "на", "за", "в", "във", "от", "да", "се", "�
                 "какво", "кои", "кой", "коя", "кога", "къде", "колко", "ли", "ще", "има", "ги", "го", "я", "а"]
 STATE_RECHECK_SECONDS = 10.0
 _CYR = re.compile(r"[\u0400-\u04FF]")
-_LAT = re.compile(r"[A-Za-z]")
 
 
 _GLOSS = re.compile(r"^\s*[-*]\s*\*\*(?P<bg>[^*]+)\*\*(?:\s*\([^)]*\))?\s*[\u2014\u2013-]\s*(?P<en>[^;,(\n]+)",
@@ -58,10 +58,6 @@ def translate_terms(question: str, pairs: Sequence[tuple[tuple[str, ...], str]])
     stems = {_stem(w) for w in _WORDS.findall(question)}
     found = [en for st, en in pairs if all(s in stems for s in st)]
     return " ".join(dict.fromkeys(found))
-
-
-def detect_language(text: str) -> str:
-    return "bg" if len(_CYR.findall(text)) > len(_LAT.findall(text)) else "en"
 
 
 def fuse(dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]],
