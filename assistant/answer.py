@@ -209,7 +209,7 @@ class Assistant:
         reason = re.split(r": | \(|\. ", why, maxsplit=1)[0].strip().rstrip(".")[:160] or "unknown error"
         text = prompts.DEGRADED[base["language"]].format(why=reason)
         cut = " The answer text already shown was not checked and is withdrawn." if draft else ""
-        return Answer(text=text, citations=cites, refused=False, timings=timings, draft=draft,
+        return Answer(text=text, citations=cites, refused=False, timings=timings, draft=draft, model_failure=reason,
                       notice=(notice + f" Degraded mode: the language model failed ({reason}).{cut} "
                                        f"Showing the retrieved passages only.").strip(),
                       **base)

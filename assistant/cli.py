@@ -9,19 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ingestion.config import Settings
+from .cli_options import add_common_options as _common, settings_from  # shared with evals/cli.py
 from .types import Retrieved
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", type=Path, help="index location (SOFIA_QA_DB)")
-    p.add_argument("--chroma-url", help="use a Chroma server instead of the embedded store (SOFIA_QA_CHROMA_URL)")
-    p.add_argument("--collection", help="collection name (SOFIA_QA_COLLECTION)")
-    p.add_argument("--embed-model", help="embedding model (SOFIA_QA_EMBED_MODEL)")
-
-
-def settings_from(args) -> Settings:
-    return Settings.from_env(db=args.db, chroma_url=args.chroma_url, collection=args.collection,
-                             embed_model=args.embed_model)
 
 
 def _store(settings: Settings):
@@ -116,7 +105,8 @@ def _assistant(args):
 def _print_answer(answer, as_json: bool, streamed: bool = False) -> None:
     if as_json:
         out = answer.to_json()
-        keep = ("answer", "citations", "refused", "timings", "notice", "standalone_question", "removed_sentences")
+        keep = ("answer", "citations", "refused", "timings", "notice", "standalone_question", "removed_sentences",
+                "model_failure")
         print(json.dumps({k: out[k] for k in keep}, ensure_ascii=False, indent=2))
         return
     if not streamed or answer.refused:
@@ -155,11 +145,23 @@ def _stream(items):
 def cmd_ask(args) -> int:
     assistant = _assistant(args)
     if args.json:
-        _print_answer(assistant.ask(args.question, filters=_filters(args), k=args.k), True)
-        return 0
-    answer = _stream(assistant.ask_stream(args.question, filters=_filters(args), k=args.k))
-    _print_answer(answer, False, streamed=True)
+        answer = assistant.ask(args.question, filters=_filters(args), k=args.k)
+        _print_answer(answer, True)
+    else:
+        answer = _stream(assistant.ask_stream(args.question, filters=_filters(args), k=args.k))
+        _print_answer(answer, False, streamed=True)
+    if answer.model_failure:  # the passages were shown, but no answer: say so in one line and fail
+        print(f"sofia-qa: error: {answer.model_failure}; only the passages were shown. Ask again (the model is "
+              f"restarted); if it repeats, run `sofia-qa doctor`", file=sys.stderr)
+        return 3
     return 0
+
+
+def cmd_doctor(args) -> int:
+    from . import doctor
+
+    s = settings_from(args).with_overrides(model_path=args.model, llm_url=args.llm_url)
+    return doctor.report(doctor.run(s), args.json)
 
 
 def cmd_chat(args) -> int:
@@ -249,19 +251,31 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_warm)
 
+    p = sub.add_parser("doctor", help="check the CPU, the llama.cpp build, the model, the index, and answer one "
+                                      "question in a child process; says what to fix")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--model", help="a GGUF file instead of the bundled model (SOFIA_QA_MODEL_PATH)")
+    p.add_argument("--llm-url", help="an OpenAI-compatible server instead of the local model (SOFIA_QA_LLM_URL)")
+    _common(p)
+    p.set_defaults(func=cmd_doctor)
+
     for register in _EXTRA:
         register(sub, _common)
     return parser
 
 
 def _optional_commands() -> list:
-    """Commands that live beside the core: the evaluation suite and the alignment check."""
+    """Commands that live beside the core: the evaluation suite and the alignment check. Both ship in the package
+    (pyproject.toml), so one that cannot be loaded is a broken install, reported as such instead of a missing command."""
+    import importlib
+
     found = []
     for module in ("evals.cli", "assistant.align"):
         try:
-            found.append(__import__(module, fromlist=["register"]).register)
-        except (ImportError, AttributeError):
-            continue
+            found.append(importlib.import_module(module).register)
+        except (ImportError, AttributeError) as exc:
+            raise ImportError(f"sofia-qa: cannot load the commands in {module}: {type(exc).__name__}: {exc} "
+                              f"(a broken install? `make install` reinstalls)") from exc
     return found
 
 

@@ -85,6 +85,7 @@ class Answer:
     removed_sentences: list[str] = field(default_factory=list)  # dropped by the grounding check
     draft: str = ""  # the model's raw answer before the gate and the citation check (for evaluation)
     draft_cut_off: bool = False  # the model was stopped at its token limit in mid-draft
+    model_failure: str = ""  # why the model gave no answer (degraded mode: passages only); "" when it did
 
     def to_json(self) -> dict:
         return {
@@ -102,4 +103,5 @@ class Answer:
             "removed_sentences": self.removed_sentences,
             "draft": self.draft,
             "draft_cut_off": self.draft_cut_off,
+            "model_failure": self.model_failure,
         }

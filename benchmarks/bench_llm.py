@@ -1,6 +1,7 @@
 """Model speed on this machine: bare llama.cpp against our wrapper, and the settings that matter, side by side.
 
     python benchmarks/bench_llm.py [--repeats 2] [--gen 48] [--load quiet|busy|both] [--out reports/llm-bench.json]
+                                   [--build NAME=DIR ...] [--only SUBSTRING ...]
 
 Every configuration runs in its own child process (the OpenMP wait policy is read once, when the library
 loads), on the same real prompt: the passages our retriever gives for a gold question, in the answer
@@ -11,6 +12,12 @@ Printed: prompt tokens/s, generated tokens/s, time to first token, and each rati
 one thread (what a second user's question or an ingest does to the model in the app); ``both`` measures quiet
 and busy in the same run. The OpenMP wait policy is the setting this decides: spinning threads are fastest
 alone and slowest beside other work, sleeping ones the reverse; ``GOMP_SPINCOUNT`` bounds the spin.
+
+``--build NAME=DIR`` adds bare runs of another llama-cpp-python build installed in DIR (``pip install --target
+DIR``), first on the child's path: two builds side by side in one run (e.g. the native build against the one
+``scripts/llama_wheel.sh`` makes without AMX). "no extra buffers" loads the model with
+``llama_model_params.use_extra_bufts`` off, what the loader does where the AMX code would run.
+``--only`` keeps the configurations whose name contains one of the given strings.
 
 Why it exists: the answer-latency target (median <= 12 s, first token <= 4 s) assumed about 146 prompt and
 37 generated tokens/s. This benchmark shows what this machine gives, bare llama.cpp included, so the gap
@@ -34,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = [
     {"name": "bare llama.cpp", "wrapper": False, "flash_attn": False, "omp": {"OMP_WAIT_POLICY": "ACTIVE"}},
     {"name": "bare, flash-attn", "wrapper": False, "flash_attn": True, "omp": {"OMP_WAIT_POLICY": "ACTIVE"}},
+    {"name": "bare, no extra buffers", "wrapper": False, "flash_attn": False, "extra_bufts": False,
+     "omp": {"OMP_WAIT_POLICY": "ACTIVE"}},
     {"name": "ours, PASSIVE (sleep)", "wrapper": True, "flash_attn": False, "omp": {"OMP_WAIT_POLICY": "PASSIVE"}},
     {"name": "ours, spin 30k", "wrapper": True, "flash_attn": False,
      "omp": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"}},
@@ -81,7 +90,8 @@ def child(cfg: dict, messages: list[dict[str, str]], gen: int) -> dict:
     sys.path.insert(0, str(ROOT))
     import llama_cpp
 
-    from assistant.llm import LlamaCppLLM, bundled_model_path
+    from assistant.llm import bundled_model_path
+    from assistant.llm.llamacpp import LlamaCppLLM
 
     path = bundled_model_path()
     threads = os.cpu_count() or 2
@@ -92,8 +102,14 @@ def child(cfg: dict, messages: list[dict[str, str]], gen: int) -> dict:
         total = time.perf_counter() - t0
         n_prompt, n_gen, first = g.prompt_tokens, g.completion_tokens, g.first_token_seconds
     else:
-        llm = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_threads=threads, n_threads_batch=threads,
-                              flash_attn=cfg["flash_attn"], verbose=False)
+        from contextlib import nullcontext
+
+        from assistant.llm import cpu
+
+        off = cfg.get("extra_bufts", True) is False
+        with cpu.without_extra_buffer_types(llama_cpp.llama_cpp) if off else nullcontext():
+            llm = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_threads=threads, n_threads_batch=threads,
+                                  flash_attn=cfg["flash_attn"], verbose=False)
         first = None
         t0 = time.perf_counter()
         n_gen = 0
@@ -106,7 +122,8 @@ def child(cfg: dict, messages: list[dict[str, str]], gen: int) -> dict:
         total = time.perf_counter() - t0
         n_prompt = llm.n_tokens - n_gen  # tokens in the context after the call = prompt + generated
     first = first or total
-    return {"prompt_tokens": n_prompt, "gen_tokens": n_gen, "first_token_s": first, "total_s": total,
+    return {"llama_cpp_file": llama_cpp.__file__,
+            "prompt_tokens": n_prompt, "gen_tokens": n_gen, "first_token_s": first, "total_s": total,
             "prompt_tok_s": n_prompt / first, "gen_tok_s": (n_gen - 1) / max(1e-9, total - first)}
 
 
@@ -117,6 +134,10 @@ def main() -> None:
     ap.add_argument("--load", choices=("quiet", "busy", "both"), default="quiet",
                     help="run beside a background embedding process (busy), alone (quiet), or both")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "llm-bench.json")
+    ap.add_argument("--build", action="append", default=[], metavar="NAME=DIR",
+                    help="also run bare llama.cpp from another llama-cpp-python installed in DIR")
+    ap.add_argument("--only", action="append", default=[], metavar="SUBSTRING",
+                    help="run only the configurations whose name contains this (repeatable)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -127,17 +148,23 @@ def main() -> None:
 
     from tqdm import tqdm
 
+    configs = [c for c in CONFIGS if not args.only or any(o in c["name"] for o in args.only)]
+    for spec in args.build:
+        name, _, folder = spec.partition("=")
+        configs.append({**CONFIGS[0], "name": f"bare llama.cpp [{name}]", "path": str(Path(folder).resolve())})
     messages = build_prompt()
     loads = ["quiet", "busy"] if args.load == "both" else [args.load]
-    runs: dict[str, list[dict]] = {f"{c['name']} | {load}": [] for load in loads for c in CONFIGS}
+    runs: dict[str, list[dict]] = {f"{c['name']} | {load}": [] for load in loads for c in configs}
     with tqdm(total=args.repeats * len(runs), desc="model runs") as bar:
         for _ in range(args.repeats):
             for load in loads:
                 other = background_load() if load == "busy" else None
                 try:
-                    for cfg in CONFIGS:
+                    for cfg in configs:
                         env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
                         env.update(cfg["omp"])
+                        if cfg.get("path"):
+                            env["PYTHONPATH"] = os.pathsep.join(p for p in (cfg["path"], env.get("PYTHONPATH")) if p)
                         job = json.dumps({"cfg": cfg, "messages": messages, "gen": args.gen})
                         out = subprocess.run([sys.executable, __file__, "--child", job], env=env, capture_output=True,
                                              text=True, check=True)
@@ -152,7 +179,7 @@ def main() -> None:
     def med(name: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[name])
 
-    base = f"{CONFIGS[0]['name']} | quiet" if "quiet" in loads else f"{CONFIGS[0]['name']} | busy"
+    base = f"{configs[0]['name']} | {loads[0]}"
     rows = []
     print(f"\nratios to: {base}")
     print(f"{'configuration':36} {'prompt tok':>10} {'prompt tok/s':>12} {'gen tok/s':>10} {'first tok s':>11}"
@@ -167,7 +194,8 @@ def main() -> None:
               f" {row['first_token_s']:11.1f} {row['prompt_ratio']:9.2f} {row['gen_ratio']:7.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"configs": rows, "runs": runs, "repeats": args.repeats, "gen": args.gen,
-                                    "load": args.load, "cpus": os.cpu_count()}, indent=2))
+                                    "load": args.load, "cpus": os.cpu_count(),
+                                    "llama_cpp": {c["name"]: c.get("path", "installed") for c in configs}}, indent=2))
     print(f"\nwritten {args.out}")
 
 
