@@ -1,6 +1,7 @@
-"""The systems compared side by side on retrieval: our retriever in its three modes, and a plain
-LlamaIndex ``VectorStoreIndex`` with its defaults (``SentenceSplitter`` 1024 tokens, top-2) over the
-same documents with the same embedding model.
+"""The retrieval systems compared side by side: our retriever in its three modes and a LlamaIndex default.
+
+The LlamaIndex baseline is a plain ``VectorStoreIndex`` with its defaults (``SentenceSplitter`` 1024 tokens,
+top-2) over the same documents with the same embedding model.
 
 Every system answers ``retrieve(question, k) -> [(Ref, score)]`` in rank order.
 """
@@ -80,8 +81,8 @@ class LlamaIndexDefault:
 
     def __init__(self, documents: list, embedder, top_k: int = 2, cache_dir: Path | None = None):
         """``cache_dir``: keep the built index there, keyed by what was embedded (model, splitter, texts),
-        so a later run over the same documents loads it instead of embedding again (about 2 minutes for the
-        corpus on 2 cores, about an hour for the SEC 10-Q filings). Only the newest index is kept."""
+        so a later run over the same documents loads it instead of embedding everything again (slow on a CPU).
+        Only the newest index is kept."""
         from llama_index.core import Settings as LISettings
 
         LISettings.embed_model = llama_embedding(embedder)

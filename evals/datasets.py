@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
+
+from ingestion.errors import SofiaError
+
+DEFAULT_DATASET = Path(__file__).resolve().parent / "datasets" / "sofia_gold.jsonl"
+
+Split = Literal["dev", "test"]  # the development part (for tuning) and the test part (for reporting only)
+SPLITS: tuple[Split, ...] = get_args(Split)
+SplitChoice = Literal["dev", "test", "all"]  # a filter: one part, or every question
 
 
-class DatasetError(ValueError):
-    pass
+class DatasetError(SofiaError, ValueError):
+    kind = "dataset"
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,7 @@ class GoldSource:
 class GoldQuestion:
     id: str
     question: str
-    split: str = ""  # "dev" / "test"; "" when the dataset has no splits
+    split: Split | Literal[""] = ""  # "" when the dataset has no splits
     reference_answer: str = ""
     answerable: bool = True
     key_facts: tuple[str, ...] = ()
@@ -41,7 +50,7 @@ class GoldQuestion:
     chunk_type: str = ""  # e.g. sec-10-q "Source Chunk Type"
 
 
-def load_dataset(path, split: str | None = None) -> list[GoldQuestion]:
+def load_dataset(path, split: SplitChoice | None = None) -> list[GoldQuestion]:
     """Read a ``.jsonl`` or ``.csv`` dataset; keep one split (None or "all" keeps every question).
 
     Questions without a split (the benchmark CSV) pass any split filter.
@@ -110,8 +119,8 @@ def _question(raw: dict, where: str, default_id: str) -> GoldQuestion:
     if not isinstance(answerable, bool):
         raise DatasetError(f"{where}: field 'answerable' must be true or false")
     split = text("split")
-    if split not in ("", "dev", "test"):
-        raise DatasetError(f"{where}: field 'split' must be 'dev' or 'test', not {split!r}")
+    if split and split not in SPLITS:
+        raise DatasetError(f"{where}: field 'split' must be {' or '.join(map(repr, SPLITS))}, not {split!r}")
     return GoldQuestion(
         id=text("id", default_id), question=question, split=split, reference_answer=text("reference_answer"),
         answerable=answerable, key_facts=strings("key_facts"), gold_sources=_sources(raw.get("gold_sources"), where),

@@ -1,9 +1,9 @@
 """Run the citation check again over the drafts of an earlier evaluation run, with no language model.
 
-    python -m evals.recite reports/eval-test-s13 [--dataset FILE]
+    python -m evals.recite RUN_FOLDER [--dataset FILE]
 
 A change to ``assistant/cite.py`` (which sentence cites which passage, what is removed) can be measured in
-seconds this way instead of a 20-minute answer run: each question's passages are retrieved again (deterministic),
+seconds this way instead of a full answer run: each question's passages are retrieved again (deterministic),
 the run's draft goes through ``assign_citations`` as it is now, and citation precision is scored as the report
 scores it. Only the questions the run's gate let through are re-cited (the run's own gate score and threshold,
 from its records), so the figures are comparable with that run's report. Use it on the development split to
@@ -23,8 +23,8 @@ from assistant.prompts import says_not_found
 
 from . import metrics as M
 from .baselines import chunk_pages
-from .datasets import GoldQuestion, load_dataset
-from .runner import DEFAULT_DATASET, cited_passage
+from .datasets import DEFAULT_DATASET, GoldQuestion, load_dataset
+from .runner import cited_passage
 
 
 def gate_passed(answer: dict) -> bool:

@@ -1,5 +1,6 @@
-"""Write a run as ``report.json`` (every number), ``report.md`` and a self-contained ``report.html``
-(plots embedded as base64 PNGs, every piece of text HTML-escaped)."""
+"""Write a run as ``report.json`` (every number), ``report.md`` and a self-contained ``report.html``.
+
+The HTML embeds its plots as base64 PNGs and HTML-escapes every piece of text."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ ANSWER_COLUMNS = ("key_fact_recall", "token_f1", "citation_precision", "quote_va
 
 
 def write_reports(result: dict, out_dir) -> list[Path]:
+    """``result``: the report.json document (``EvalResult.to_json()``); returns the three paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "report.json", out / "report.md", out / "report.html"]
@@ -221,7 +223,7 @@ def html(result: dict, images: dict[str, str]) -> str:
         checks = "<br>".join(f"<span class='{'pass' if ok else 'fail'}'>{'✓' if ok else '✗'} {escape(name)}</span>"
                              for name, ok in r["checks"].items())
         missing = f"<br><i>not in cited text: {escape(', '.join(a['missing']))}</i>" if a and a["missing"] else ""
-        if a and a.get("removed"):  # records made before 2026-11-26 have no "removed"
+        if a and a.get("removed"):  # optional: records from older runs (reused by --resume) lack it
             missing += "<br><i>removed by the citation check: " + escape("; ".join(a["removed"])) + "</i>"
         parts.append(f"<tr><td>{escape(r['id'])}<br>{escape(r['persona'])} {escape(r['lang'])}</td>"
                      f"<td class='q'>{escape(r['question'])}</td><td class='a'>{escape(_answer_cell(r))}{missing}</td>"

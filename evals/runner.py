@@ -1,7 +1,7 @@
 """Run a dataset through every retrieval system and (unless retrieval-only) the full assistant.
 
-One pass, with a progress bar; everything measured goes into one plain dict that ``report``
-writes as JSON, Markdown and HTML. Scoring is delegated to the pure functions in ``metrics``.
+One pass, with a progress bar; everything measured goes into an ``EvalResult`` whose JSON ``report``
+writes as JSON, Markdown and HTML. Scoring is delegated to the pure functions in ``metrics`` and ``grounding``.
 """
 
 from __future__ import annotations
@@ -17,15 +17,19 @@ import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
 from statistics import median
+from typing import Any, Callable, Mapping
 
+from . import grounding as G
 from . import metrics as M
-from .baselines import OURS, SYSTEMS, chunk_pages, make_systems
-from .datasets import GoldQuestion, load_dataset
+from .baselines import OURS, chunk_pages, make_systems
+from .datasets import DEFAULT_DATASET, GoldQuestion, load_dataset
+from .schema import (KS, AnswerRecord, Calibration, Coverage, EvalConfig, EvalResult, Partial, QuestionRecord,
+                     RunMeta, Summary)
+
+__all__ = ["DEFAULT_DATASET", "KS", "EvalConfig", "EvalResult", "run_eval", "gate_failures", "load_thresholds"]
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_DATASET = HERE / "datasets" / "sofia_gold.jsonl"
 THRESHOLDS = HERE / "thresholds.toml"
-KS = (1, 3, 5, 10)  # hit, recall and nDCG at each (the report shows nDCG@10, as the issue asks)
 RECORDS = "records.jsonl"  # per-question results inside the report folder, for --resume
 CODE_DIRS = ("assistant", "ingestion", "evals")
 CORRECT_KFR = 0.5  # an answer is "correct" when at least half its key facts are present ...
@@ -47,22 +51,20 @@ def pick(questions: list[GoldQuestion], limit: int | None) -> list[GoldQuestion]
     return [questions[int(i * step)] for i in range(limit)]
 
 
-def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None = None,
-             retrieval_only: bool = False, split: str | None = None, systems=SYSTEMS, *, settings=None,
-             k: int = max(KS), progress: bool = True, write: bool = True, log=None, assistant=None,
-             resume: bool = False, budget_seconds: float | None = None, lang: str | None = None) -> dict:
-    """Evaluate; returns the report dict (and writes report.json/.md/.html into ``out_dir``).
+def run_eval(config: EvalConfig, *, settings=None, assistant=None,
+             log: Callable[[str], None] | None = None) -> EvalResult:
+    """Evaluate; returns the result (and, with ``config.write``, writes report.json/.md/.html into ``out_dir``).
 
-    ``assistant``: an already loaded ``Assistant`` to reuse (e.g. the app's, so the model is not loaded
-    twice); it must read the same index, so it is ignored when ``corpus_dir`` is given.
+    ``settings``: the index and models (default: ``Settings.from_env()``). ``assistant``: an already loaded
+    ``Assistant`` to reuse (e.g. the app's, so the model is not loaded twice); it must read the same index, so
+    it is ignored when ``config.corpus_dir`` is given.
 
-    A full answer run takes about a minute per question on a 2-core laptop, so it can be done in parts:
-    every question's record is appended to ``out_dir/records.jsonl`` as soon as it is scored, with a
-    fingerprint of the code, model settings, index and dataset. ``resume`` reuses the records whose
-    fingerprint matches (any change to the code or settings starts afresh). ``budget_seconds`` stops asking
-    new questions once that much time has passed; the report then covers the questions done so far and says
-    how many are missing (``meta.partial``). Questions are asked in a fixed mixed order, so any part is a
-    spread of personas, languages and unanswerable questions."""
+    An answer run is slow on a CPU, so it can be done in parts: every question's record is appended to
+    ``out_dir/records.jsonl`` as soon as it is scored, with a fingerprint of the code, model settings, index and
+    dataset. ``config.resume`` reuses the records whose fingerprint matches (any change to the code or settings
+    starts afresh). ``config.budget_seconds`` stops asking new questions once that much time has passed; the
+    report then covers the questions done so far and says how many are missing (``meta.partial``). Questions are
+    asked in a fixed mixed order, so any part is a spread of personas, languages and unanswerable questions."""
     from tqdm import tqdm
 
     from ingestion.config import Settings
@@ -72,10 +74,14 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
     log = log or (lambda msg: print(msg, file=sys.stderr))
     t_start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    out_dir = Path(out_dir)
-    dataset_name = str(dataset) if not isinstance(dataset, list) else "(in memory)"
-    questions = load_dataset(dataset, split) if not isinstance(dataset, list) else \
-        [q for q in dataset if not split or split == "all" or not q.split or q.split == split]
+    dataset, split, lang, limit = config.dataset, config.split, config.lang, config.limit
+    retrieval_only, k, progress, write = config.retrieval_only, config.k, config.progress, config.write
+    budget_seconds, corpus_dir = config.budget_seconds, config.corpus_dir
+    out_dir = Path(config.out_dir)
+    in_memory = not isinstance(dataset, (str, Path))
+    dataset_name = "(in memory)" if in_memory else str(dataset)
+    questions = [q for q in dataset if not split or split == "all" or not q.split or q.split == split] \
+        if in_memory else load_dataset(dataset, split)
     if lang:  # one language only, e.g. the Bulgarian questions after a change that touches only them
         questions = [q for q in questions if q.lang == lang]
     questions = pick(questions, limit)
@@ -109,7 +115,7 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
 
     t0 = time.perf_counter()
     # the baseline's own index is kept beside ours (a --corpus run: inside its --out folder)
-    built = make_systems(list(systems), store, embedder, settings, cache_dir=Path(settings.db).parent / "eval-cache")
+    built = make_systems(list(config.systems), store, embedder, settings, cache_dir=Path(settings.db).parent / "eval-cache")
     setup_seconds = time.perf_counter() - t0
     if retrieval_only:
         assistant = None
@@ -122,10 +128,10 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
 
     fingerprint = run_fingerprint(settings, store.count(), questions, retrieval_only, list(built), k)
     records_path = out_dir / RECORDS
-    done = load_records(records_path, fingerprint) if resume else {}
-    if write and not resume:
+    done = load_records(records_path, fingerprint) if config.resume else {}
+    if write and not config.resume:
         records_path.unlink(missing_ok=True)
-    by_id: dict[str, dict] = {q.id: done[q.id] for q in questions if q.id in done}
+    by_id: dict[str, QuestionRecord] = {q.id: done[q.id] for q in questions if q.id in done}
     if by_id:
         log(f"resume: {len(by_id)} of {len(questions)} questions already scored with this code and settings")
     todo = sorted((q for q in questions if q.id not in by_id), key=lambda q: hashlib.sha1(q.id.encode()).hexdigest())
@@ -157,29 +163,25 @@ def run_eval(dataset, corpus_dir=None, out_dir="reports/eval", limit: int | None
     if not records:
         raise ValueError(f"no question was scored within the time budget of {budget_seconds} s")
 
-    result = {
-        "meta": {
-            "dataset": dataset_name, "questions": len(questions), "limit": limit,
-            "split": (split or "all") + ("" if any(q.split for q in questions) else " (the dataset has no splits)")
-            + (f", {lang} questions only" if lang else ""),
-            "retrieval_only": retrieval_only, "systems": list(built), "ours": OURS, "k": k,
-            "embed_model": settings.embed_model, "index": str(settings.chroma_url or settings.db),
-            "collection": settings.collection, "corpus": str(corpus_dir) if corpus_dir else None,
-            "ingest": ingest_summary, "started": started,
-            "setup_seconds": setup_seconds, "python": platform.python_version(),
-            "notes": {"llamaindex-default": "fixed top-2, so its @3, @5 and @10 numbers see only two passages"},
-            "fingerprint": fingerprint, "reused": len(done.keys() & {q.id for q in questions}),
-            "partial": {"scored": len(records), "of": len(questions)} if stopped else None,
-        },
-        "summary": summarize(records, retrieval_only),
-        "questions": records,
-    }
-    result["meta"]["seconds"] = time.perf_counter() - t_start
-    result["meta"]["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    meta = RunMeta(
+        dataset=dataset_name, questions=len(questions), limit=limit,
+        split=(split or "all") + ("" if any(q.split for q in questions) else " (the dataset has no splits)")
+        + (f", {lang} questions only" if lang else ""),
+        retrieval_only=retrieval_only, systems=list(built), ours=OURS, k=k,
+        embed_model=settings.embed_model, index=str(settings.chroma_url or settings.db),
+        collection=settings.collection, corpus=str(corpus_dir) if corpus_dir else None,
+        ingest=ingest_summary, started=started, setup_seconds=setup_seconds, python=platform.python_version(),
+        notes={"llamaindex-default": "fixed top-2, so its @3, @5 and @10 numbers see only two passages"},
+        fingerprint=fingerprint, reused=len(done.keys() & {q.id for q in questions}),
+        partial=Partial(scored=len(records), of=len(questions)) if stopped else None,
+    )
+    result = EvalResult(meta=meta, summary=summarize(records, retrieval_only), questions=records)
+    meta.seconds = time.perf_counter() - t_start
+    meta.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     if write:
         from .report import write_reports
 
-        result["meta"]["files"] = [str(p) for p in write_reports(result, out_dir)]
+        meta.files = [str(p) for p in write_reports(result.to_json(), out_dir)]
     return result
 
 
@@ -200,9 +202,9 @@ def run_fingerprint(settings, chunks: int, questions: list[GoldQuestion], retrie
     return h.hexdigest()[:16]
 
 
-def load_records(path: Path, fingerprint: str) -> dict[str, dict]:
+def load_records(path: Path, fingerprint: str) -> dict[str, QuestionRecord]:
     """Records of an earlier run with the same fingerprint, by question id (a torn last line is skipped)."""
-    out: dict[str, dict] = {}
+    out: dict[str, QuestionRecord] = {}
     if not path.exists():
         return out
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -217,7 +219,7 @@ def load_records(path: Path, fingerprint: str) -> dict[str, dict]:
 
 # --------------------------------------------------------------------------- per question
 
-def _question_record(q: GoldQuestion) -> dict:
+def _question_record(q: GoldQuestion) -> QuestionRecord:
     return {"id": q.id, "question": q.question, "split": q.split, "persona": q.persona, "lang": q.lang,
             "answerable": q.answerable, "kind": q.kind, "reference_answer": q.reference_answer,
             "key_facts": list(q.key_facts), "fact_ids": list(q.fact_ids),
@@ -239,16 +241,16 @@ def corpus_glossary(corpus_dir) -> list:
     folder = Path(corpus_dir) if corpus_dir else None
     if folder is None or not folder.is_dir():
         return []
-    return [e for f in sorted(folder.glob("glossary*.md")) for e in M.parse_glossary(f.read_text(encoding="utf-8"))]
+    return [e for f in sorted(folder.glob("glossary*.md")) for e in G.parse_glossary(f.read_text(encoding="utf-8"))]
 
 
-def score_answer(q: GoldQuestion, ans, pages: dict | None = None, glossary=()) -> dict:
+def score_answer(q: GoldQuestion, ans, pages: dict | None = None, glossary=()) -> AnswerRecord:
     """Every answer-level number for one question (pure given the Answer object, page lookup and glossary)."""
     cited = [(c, cited_passage(c, ans.passages)) for c in ans.citations]
     refs = [M.Ref.of(p, pages) for _, p in cited if p is not None]
     kfr = M.key_fact_recall(ans.text, q.key_facts) if q.answerable else None
     f1 = M.token_f1(ans.text, q.reference_answer) if q.answerable else None
-    ground, missing = (None, []) if ans.refused else M.grounding(ans.text, [r.text for r in refs], glossary)
+    ground, missing = (None, []) if ans.refused else G.grounding(ans.text, [r.text for r in refs], glossary)
     if not q.answerable:
         correct = ans.refused
     elif ans.refused:
@@ -305,11 +307,11 @@ def tokens_per_s(ans) -> float | None:
     return float(tokens) / gen
 
 
-def checks(rec: dict) -> dict[str, bool]:
+def checks(rec: QuestionRecord) -> dict[str, bool]:
     """Pass/fail per check for the per-question table (only checks that apply)."""
     out: dict[str, bool] = {}
     ours = rec["retrieval"].get(OURS, {}).get("scores", {})
-    for level in ("doc", "fact"):
+    for level in M.LEVELS:
         if ours.get(f"{level}_hit@5") is not None:
             out[f"{level} hit@5"] = ours[f"{level}_hit@5"] == 1.0
     a = rec.get("answer")
@@ -329,38 +331,37 @@ def checks(rec: dict) -> dict[str, bool]:
 
 # --------------------------------------------------------------------------- summary
 
-def summarize(records: list[dict], retrieval_only: bool) -> dict:
+def summarize(records: list[QuestionRecord], retrieval_only: bool) -> Summary:
     groups = [{"persona": r["persona"], "lang": r["lang"], "kind": r.get("kind", "")} for r in records]
     by = ("persona", "lang") + (("kind",) if any(r.get("kind") for r in records) else ())
     systems = list(dict.fromkeys(name for r in records for name in r["retrieval"]))
-    summary: dict = {"retrieval": {}, "retrieval_latency": {}, "breakdown": {}}
+    summary = Summary(retrieval={}, retrieval_latency={}, breakdown={}, coverage=Coverage(
+        questions=len(records), with_gold_sources=sum(1 for r in records if r["gold_sources"]),
+        with_fact_ids=sum(1 for r in records if r["fact_ids"]),
+        with_key_facts=sum(1 for r in records if r["key_facts"]),
+        unanswerable=sum(1 for r in records if not r["answerable"])))
     for name in systems:
         rows = [r["retrieval"][name]["scores"] for r in records]
-        summary["retrieval"][name] = {m: v["mean"] for m, v in M.mean_scores(rows).items()}
-        summary["retrieval_latency"][name] = M.latency_summary([r["retrieval"][name]["seconds"] for r in records])
+        summary.retrieval[name] = {m: v["mean"] for m, v in M.mean_scores(rows).items()}
+        summary.retrieval_latency[name] = M.latency_summary([r["retrieval"][name]["seconds"] for r in records])
     if OURS in systems:
-        summary["breakdown"]["retrieval"] = M.breakdown([r["retrieval"][OURS]["scores"] for r in records], groups, by)
-    summary["coverage"] = {"questions": len(records),
-                           "with_gold_sources": sum(1 for r in records if r["gold_sources"]),
-                           "with_fact_ids": sum(1 for r in records if r["fact_ids"]),
-                           "with_key_facts": sum(1 for r in records if r["key_facts"]),
-                           "unanswerable": sum(1 for r in records if not r["answerable"])}
+        summary.breakdown["retrieval"] = M.breakdown([r["retrieval"][OURS]["scores"] for r in records], groups, by)
     answered = [r for r in records if r.get("answer")]
     if retrieval_only or not answered:
         return summary
     rows = [r["answer"]["scores"] for r in answered]
-    summary["answer"] = {m: v["mean"] for m, v in M.mean_scores(rows).items()}
-    summary["answer_n"] = {m: v["n"] for m, v in M.mean_scores(rows).items()}
-    summary["breakdown"]["answer"] = M.breakdown(rows, [g for g, r in zip(groups, records) if r.get("answer")], by)
-    summary["refusal"] = M.refusal_scores((r["answerable"], r["answer"]["refused"]) for r in answered)
+    summary.answer = {m: v["mean"] for m, v in M.mean_scores(rows).items()}
+    summary.answer_n = {m: v["n"] for m, v in M.mean_scores(rows).items()}
+    summary.breakdown["answer"] = M.breakdown(rows, [g for g, r in zip(groups, records) if r.get("answer")], by)
+    summary.refusal = M.refusal_scores((r["answerable"], r["answer"]["refused"]) for r in answered)
     stages = list(dict.fromkeys(s for r in answered for s in r["answer"]["timings"]))
-    summary["latency"] = {s: M.latency_summary([r["answer"]["timings"].get(s) for r in answered]) for s in stages}
-    summary["tokens_per_s"] = M.latency_summary([r["answer"]["tokens_per_s"] for r in answered])
-    summary["calibration"] = calibration(answered)
+    summary.latency = {s: M.latency_summary([r["answer"]["timings"].get(s) for r in answered]) for s in stages}
+    summary.tokens_per_s = M.latency_summary([r["answer"]["tokens_per_s"] for r in answered])
+    summary.calibration = calibration(answered)
     return summary
 
 
-def calibration(answered: list[dict]) -> dict | None:
+def calibration(answered: list[QuestionRecord]) -> Calibration | None:
     items = [(float(r["answer"]["signals"]["gate"]), r["answerable"],
               None if r["answer"]["refused"] else r["answer"]["correct"])
              for r in answered if "gate" in r["answer"]["signals"]]
@@ -372,7 +373,7 @@ def calibration(answered: list[dict]) -> dict | None:
     rows = M.calibration(items, sweep)
     for row in rows:
         row["chosen"] = op is not None and abs(row["threshold"] - op) < 1e-9
-    return {"operating_threshold": op, "curve": rows, "n": len(items)}
+    return Calibration(operating_threshold=op, curve=rows, n=len(items))
 
 
 # --------------------------------------------------------------------------- CI gate
@@ -389,13 +390,15 @@ GATES = {  # name in thresholds.toml -> where the number lives in the summary
 }
 
 
-def gate_failures(result: dict, gate: dict[str, float]) -> list[str]:
-    """Metrics below their minimum (metrics that were not measured are skipped)."""
+def gate_failures(summary: Summary | Mapping[str, Any], gate: Mapping[str, float]) -> list[str]:
+    """Metrics below their minimum (metrics that were not measured are skipped); ``summary``: a run's, or the
+    ``summary`` of a report.json."""
+    doc = summary.to_json() if isinstance(summary, Summary) else summary
     failures = []
     for name, minimum in gate.items():
         if name not in GATES:
             raise ValueError(f"thresholds.toml: unknown gate metric {name!r}; known: {', '.join(GATES)}")
-        value = result["summary"]
+        value: Any = doc
         for key in GATES[name]:
             value = value.get(key) if isinstance(value, dict) else None
         if value is not None and value < minimum:

@@ -12,7 +12,7 @@ import pytest
 from conftest import make_pdf
 from evals.datasets import GoldQuestion, GoldSource
 from evals.report import write_reports
-from evals.runner import calibration, checks, score_answer, summarize
+from evals.runner import EvalConfig, calibration, checks, score_answer, summarize
 
 EVIL = '<script>alert("x")</script> & <b>bold</b>'
 
@@ -63,8 +63,8 @@ def test_retrieval_only_run_writes_three_reports(tmp_path, embedder):
     gold = write_gold(tmp_path / "gold.jsonl")
     settings = Settings.from_env(embed_model=embedder.name, threads=2)
     out = tmp_path / "report"
-    result = run_eval(gold, corpus_dir=corpus, out_dir=out, retrieval_only=True, split="test",
-                      settings=settings, progress=False)
+    result = run_eval(EvalConfig(gold, corpus_dir=corpus, out_dir=out, retrieval_only=True, split="test",
+                                 progress=False), settings=settings)
 
     assert {p.name for p in out.iterdir()} >= {"report.json", "report.md", "report.html"}
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -92,6 +92,9 @@ def test_retrieval_only_run_writes_three_reports(tmp_path, embedder):
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in html
     assert "Какъв е бюджетът" in html and "split: test" in html
     assert "http" not in re.sub(r"data:image/png;base64,[^']+", "", html)  # self-contained: no external links
+    doc = json.loads(json.dumps(result.to_json(), ensure_ascii=False, default=str))
+    assert doc["meta"].pop("files") == [str(out / n) for n in ("report.json", "report.md", "report.html")]
+    assert doc == data  # the typed result is what report.json holds (which does not list itself)
 
 
 class CountingEmbedder:
@@ -138,8 +141,8 @@ def test_llamaindex_baseline_index_is_kept_and_rebuilt_when_a_document_changes(t
 
 
 def test_a_run_can_be_done_in_parts_and_resumed(tmp_path, embedder):
-    """An answer run takes about a minute a question here, so evaluators run it in parts: scored questions are
-    kept per question, reused only by the same code and settings, and a stopped run says what is missing."""
+    """An answer run is slow on a CPU, so evaluators run it in parts: scored questions are kept per question,
+    reused only by the same code and settings, and a stopped run says what is missing."""
     import dataclasses
 
     from ingestion.config import Settings
@@ -149,35 +152,36 @@ def test_a_run_can_be_done_in_parts_and_resumed(tmp_path, embedder):
     gold = write_gold(tmp_path / "gold.jsonl")
     settings = Settings.from_env(embed_model=embedder.name, threads=2)
     out = tmp_path / "report"
-    kw = dict(corpus_dir=corpus, out_dir=out, retrieval_only=True, split="test", progress=False)
-    first = run_eval(gold, settings=settings, **kw)
+    base = EvalConfig(gold, corpus_dir=corpus, out_dir=out, retrieval_only=True, split="test", progress=False)
+    resumed = dataclasses.replace(base, resume=True, budget_seconds=0)  # nothing new may be asked
+    first = run_eval(base, settings=settings)
     lines = (out / RECORDS).read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 4 and first["meta"]["partial"] is None and first["meta"]["reused"] == 0
+    assert len(lines) == 4 and first.meta.partial is None and first.meta.reused == 0
 
-    again = run_eval(gold, settings=settings, resume=True, budget_seconds=0, **kw)  # nothing left to ask
-    assert again["meta"]["reused"] == 4 and again["meta"]["partial"] is None
-    assert [q["retrieval"]["hybrid"]["scores"] for q in again["questions"]] == \
-        [q["retrieval"]["hybrid"]["scores"] for q in first["questions"]]
+    again = run_eval(resumed, settings=settings)  # nothing left to ask
+    assert again.meta.reused == 4 and again.meta.partial is None
+    assert [q["retrieval"]["hybrid"]["scores"] for q in again.questions] == \
+        [q["retrieval"]["hybrid"]["scores"] for q in first.questions]
 
     # an interrupted run: one record missing, a torn last line; no time left to ask it again
     (out / RECORDS).write_text("\n".join(lines[:3]) + "\n" + lines[3][:40], encoding="utf-8")
-    part = run_eval(gold, settings=settings, resume=True, budget_seconds=0, **kw)
-    assert part["meta"]["reused"] == 3 and part["meta"]["partial"] == {"scored": 3, "of": 4}
-    assert len(part["questions"]) == 3
+    part = run_eval(resumed, settings=settings)
+    assert part.meta.reused == 3 and part.to_json()["meta"]["partial"] == {"scored": 3, "of": 4}
+    assert len(part.questions) == 3
     assert "PARTIAL" in (out / "report.md").read_text(encoding="utf-8")
 
     # other settings: nothing may be reused
     other = dataclasses.replace(settings, top_k=settings.top_k + 1)
     with pytest.raises(ValueError, match="no question was scored"):
-        run_eval(gold, settings=other, resume=True, budget_seconds=0, **kw)
-    full = run_eval(gold, settings=other, resume=True, **kw)
-    assert full["meta"]["reused"] == 0 and len(full["questions"]) == 4
+        run_eval(resumed, settings=other)
+    full = run_eval(dataclasses.replace(base, resume=True), settings=other)
+    assert full.meta.reused == 0 and len(full.questions) == 4
 
     # one language only (--lang): the report says so
-    bg = run_eval(gold, settings=settings, lang="bg", **{**kw, "out_dir": tmp_path / "bg"})
-    assert [q["lang"] for q in bg["questions"]] == ["bg"] and "bg questions only" in bg["meta"]["split"]
+    bg = run_eval(dataclasses.replace(base, lang="bg", out_dir=tmp_path / "bg"), settings=settings)
+    assert [q["lang"] for q in bg.questions] == ["bg"] and "bg questions only" in bg.meta.split
     with pytest.raises(ValueError, match="language 'de'"):
-        run_eval(gold, settings=settings, lang="de", **{**kw, "out_dir": tmp_path / "de"})
+        run_eval(dataclasses.replace(base, lang="de", out_dir=tmp_path / "de"), settings=settings)
 
 
 # --------------------------------------------------------------------------- answers without a model
@@ -241,16 +245,16 @@ def test_answer_scoring_and_full_report(tmp_path):
         rec["checks"] = checks(rec)
         records.append(rec)
     summary = summarize(records, retrieval_only=False)
-    assert summary["refusal"]["refusal_accuracy"] == 1.0
-    assert summary["latency"]["total"]["p50"] == pytest.approx(1.6)
+    assert summary.refusal["refusal_accuracy"] == 1.0
+    assert summary.latency["total"]["p50"] == pytest.approx(1.6)
     cal = calibration(records)
-    assert cal["operating_threshold"] == 0.5 and any(r["chosen"] for r in cal["curve"])
-    chosen = next(r for r in cal["curve"] if r["chosen"])
+    assert cal.operating_threshold == 0.5 and any(r["chosen"] for r in cal.curve)
+    chosen = next(r for r in cal.curve if r["chosen"])
     assert chosen["answered_correct"] == 0.5 and chosen["refused"] == 0.5
 
     result = {"meta": {"dataset": "hand-made", "split": "all", "questions": 2, "retrieval_only": False,
                        "systems": [], "ours": "hybrid", "k": 5, "embed_model": "m", "index": "-", "collection": "-",
-                       "started": "now"}, "summary": summary, "questions": records}
+                       "started": "now"}, "summary": summary.to_json(), "questions": records}
     write_reports(result, tmp_path)
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Refusal calibration" in html and html.count("data:image/png;base64,") == 2  # latency + calibration
@@ -258,3 +262,12 @@ def test_answer_scoring_and_full_report(tmp_path):
     assert "removed by the citation check: The 2030 budget is 5 million." in html
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "(chosen)" in md and "key_fact_recall" in md
+
+
+def test_a_broken_evals_dependency_fails_loudly_instead_of_dropping_the_eval_command():
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['evals.schema'] = None; import assistant.cli"  # as if a dependency were broken
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "cannot load the commands in evals.cli" in run.stderr, run.stderr[-2000:]

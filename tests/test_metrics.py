@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from evals import grounding as G
 from evals import metrics as M
 from evals.datasets import DatasetError, GoldSource, load_dataset
 from evals.runner import gate_failures, load_thresholds, pick
@@ -112,34 +113,34 @@ def test_citation_precision_and_quotes():
 def test_grounding_numbers_dates_names():
     sources = ["Cluster Sofia Knowledge City (CSKC) was founded on 15 March 2012 and has 40 400 members.",
                "The fee is 8,250 BGN per year."]
-    frac, missing = M.grounding("CSKC was founded on 15 March 2012 and has 40,400 members [1]. "
+    frac, missing = G.grounding("CSKC was founded on 15 March 2012 and has 40,400 members [1]. "
                                 "The fee is 8250 BGN [2].", sources)
     assert frac == 1.0 and missing == []
-    frac, missing = M.grounding("It has 40400 members in Sofia and Plovdiv since 2014.", sources)
+    frac, missing = G.grounding("It has 40400 members in Sofia and Plovdiv since 2014.", sources)
     assert frac == 0.5 and missing == ["2014", "Plovdiv"]
-    frac, missing = M.grounding("It was set up by Sofia Municipality.", sources)
+    frac, missing = G.grounding("It was set up by Sofia Municipality.", sources)
     assert missing == ["Sofia Municipality"]  # every word of a name must be in the cited text
-    assert M.grounding("yes, it can.", sources) == (None, [])
-    assert M.grounding("CSKC's fee is 8250 BGN; CSKC\u2019s members: 40400.", sources) == (1.0, [])
-    assert M.grounding("The fee of Plovdiv's cluster is 8250 BGN.", sources)[1] == ["Plovdiv's"]
+    assert G.grounding("yes, it can.", sources) == (None, [])
+    assert G.grounding("CSKC's fee is 8250 BGN; CSKC\u2019s members: 40400.", sources) == (1.0, [])
+    assert G.grounding("The fee of Plovdiv's cluster is 8250 BGN.", sources)[1] == ["Plovdiv's"]
 
 
 def test_grounding_accepts_a_number_the_passage_spells_out():
     sources = ["An initial-stage cluster needs at least seven members; the board has five seats."]
-    assert M.grounding("It needs at least 7 members and the board has 5 seats [1].", sources) == (1.0, [])
-    assert M.grounding("The board has 6 seats [1].", sources) == (0.0, ["6"])
+    assert G.grounding("It needs at least 7 members and the board has 5 seats [1].", sources) == (1.0, [])
+    assert G.grounding("The board has 6 seats [1].", sources) == (0.0, ["6"])
     # a spelled-out word inside a longer word is not the number ("seventeen" is not "seven")
-    assert M.grounding("It has 7 seats.", ["It has seventeen seats."]) == (0.0, ["7"])
-    assert M.grounding("Клъстерът има 7 членове.", ["Клъстерът има седем членове."]) == (1.0, [])
+    assert G.grounding("It has 7 seats.", ["It has seventeen seats."]) == (0.0, ["7"])
+    assert G.grounding("Клъстерът има 7 членове.", ["Клъстерът има седем членове."]) == (1.0, [])
 
 
 def test_claims_skip_sentence_initial_words_but_keep_acronyms():
-    items = M.claims("The strategy is new. CSKC has 12 members. Members meet in Sofia Tech Park.")
+    items = G.claims("The strategy is new. CSKC has 12 members. Members meet in Sofia Tech Park.")
     names = [t for k, t in items if k == "name"]
     assert "The" not in names and "Members" not in names
     assert "CSKC" in names and "Sofia Tech Park" in names
     assert ("number", "12") in items
-    assert ("date", "2024-05-01") in M.claims("Adopted on 2024-05-01.")
+    assert ("date", "2024-05-01") in G.claims("Adopted on 2024-05-01.")
 
 
 # --------------------------------------------------------------------------- refusal, latency, aggregation
@@ -226,10 +227,10 @@ def test_pick_spreads_and_gates():
     assert pick(list(range(3)), None) == [0, 1, 2]
     t = load_thresholds()
     assert "hit_at_5" in t["gate"] and t["fast"]["limit"] > 0
-    result = {"summary": {"retrieval": {"hybrid": {"doc_hit@5": 0.5}}, "answer": {"grounding": 0.9}}}
-    assert gate_failures(result, {"hit_at_5": 0.8, "grounding": 0.8, "refusal_accuracy": 0.7}) == ["hit_at_5 = 0.500 < 0.8"]
+    summary = {"retrieval": {"hybrid": {"doc_hit@5": 0.5}}, "answer": {"grounding": 0.9}}
+    assert gate_failures(summary, {"hit_at_5": 0.8, "grounding": 0.8, "refusal_accuracy": 0.7}) == ["hit_at_5 = 0.500 < 0.8"]
     with pytest.raises(ValueError):
-        gate_failures(result, {"nonsense": 1})
+        gate_failures(summary, {"nonsense": 1})
 
 
 def test_ref_of_merged_passage_covers_every_chunk_page():
@@ -244,16 +245,16 @@ def test_ref_of_merged_passage_covers_every_chunk_page():
 
 def test_grounding_accepts_an_acronym_the_passage_spells_out():
     sources = ["Cluster Sofia – Knowledge City holds the Bronze label of the European Secretariat for Cluster Analysis."]
-    assert M.grounding("CSKC holds the Bronze label [1].", sources) == (1.0, [])
-    assert M.grounding("ESCA awards it [1].", sources) == (1.0, [])
+    assert G.grounding("CSKC holds the Bronze label [1].", sources) == (1.0, [])
+    assert G.grounding("ESCA awards it [1].", sources) == (1.0, [])
     # the letters must be the capital initials of consecutive words, in order
-    assert M.grounding("CKSC holds the Bronze label [1].", sources) == (0.5, ["CKSC"])
-    assert M.grounding("BGN holds it.", ["big green network holds it"])[1] == ["BGN"]  # lower case: not a name
-    assert not M.spelled_out("EU", "European Union")  # two letters are too easy to find by chance
+    assert G.grounding("CKSC holds the Bronze label [1].", sources) == (0.5, ["CKSC"])
+    assert G.grounding("BGN holds it.", ["big green network holds it"])[1] == ["BGN"]  # lower case: not a name
+    assert not G.spelled_out("EU", "European Union")  # two letters are too easy to find by chance
 
 
 def test_grounding_of_a_bulgarian_answer_accepts_english_months_and_glossary_names():
-    glossary = M.parse_glossary(
+    glossary = G.parse_glossary(
         "- **Клъстер София град на знанието (КСГЗ)** — Cluster Sofia – Knowledge City (CSKC), the cluster; see x.\n"
         "- **Общински гаранционен фонд** — Municipal Guarantee Fund, of Sofia.\n")
     assert glossary[0] == (frozenset({"клъстер", "софия", "град", "знанието", "ксгз"}),
@@ -261,15 +262,15 @@ def test_grounding_of_a_bulgarian_answer_accepts_english_months_and_glossary_nam
     sources = ["In April 2019 Cluster Sofia – Knowledge City (CSKC) had 43 legal entities in Bulgaria.",
                "The Municipal Guarantee Fund covers up to 50% of a loan."]
     answer = "През април 2019 г. КСГЗ е имал 43 юридически лица в България [1]."
-    assert M.grounding(answer, sources[:1], glossary) == (1.0, [])
+    assert G.grounding(answer, sources[:1], glossary) == (1.0, [])
     # without the glossary the acronym has no English form; the month and the country are the metric's own
-    assert M.grounding(answer, sources[:1]) == (0.75, ["КСГЗ"])
+    assert G.grounding(answer, sources[:1]) == (0.75, ["КСГЗ"])
     # an inflected form ("Общинският") of a glossary term, when the English name is in the cited passage
-    assert M.grounding("Кредитът се покрива от Общинският фонд до 50% [2].", sources, glossary) == (1.0, [])
-    assert M.grounding("Кредитът се покрива от Общинският фонд до 50% [1].", sources[:1], glossary)[1] == [
+    assert G.grounding("Кредитът се покрива от Общинският фонд до 50% [2].", sources, glossary) == (1.0, [])
+    assert G.grounding("Кредитът се покрива от Общинският фонд до 50% [1].", sources[:1], glossary)[1] == [
         "50", "Общинският"]
     # "Общото събрание" is "General Assembly of the members" in the glossary, "General Assembly" in the passage
-    glossary += M.parse_glossary("- **Общо събрание** — General Assembly of the members; at CSKC it sets the fee.")
-    assert M.grounding("Решението взе Общото събрание [1].", ["The General Assembly decided."], glossary) == (1.0, [])
+    glossary += G.parse_glossary("- **Общо събрание** — General Assembly of the members; at CSKC it sets the fee.")
+    assert G.grounding("Решението взе Общото събрание [1].", ["The General Assembly decided."], glossary) == (1.0, [])
     # a month that is not the one in the passage is still missing
-    assert M.grounding("През май 2019 г. членовете са 43.", sources[:1], glossary)[1] == ["май 2019"]
+    assert G.grounding("През май 2019 г. членовете са 43.", sources[:1], glossary)[1] == ["май 2019"]
