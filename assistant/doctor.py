@@ -14,7 +14,8 @@ from ingestion.errors import SofiaError
 from .llm import ModelError, cpu
 
 Status = Literal["ok", "warn", "fail"]
-REBUILD = "run `make install` in the project folder: it builds llama.cpp for this CPU with AMX left out"
+REBUILD = ("run `scripts/llama_wheel.sh .venv/bin/pip` in the project folder: it builds llama.cpp for this CPU with "
+           "AMX left out (once, about 6 minutes) and installs it")
 SELF_TEST = [
     {"role": "system", "content": "Answer only from the passage, in one short sentence."},
     {"role": "user", "content": "Passage [1]: Sofia is the capital of Bulgaria and its largest city.\n\n"

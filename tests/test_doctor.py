@@ -69,7 +69,7 @@ def test_a_model_that_cannot_load_fails_the_self_test(index_db, tmp_path):
     assert checks["model"]["status"] == "ok" and checks["model"]["data"]["verified"] is False
     test = checks["self-test"]
     assert test["status"] == "fail" and ("half.gguf" in test["detail"] or "while loading the model" in test["detail"])
-    assert "make install" in test["fix"]
+    assert "scripts/llama_wheel.sh" in test["fix"]
 
 
 def test_an_empty_index_fails_with_the_fix(tmp_path):
