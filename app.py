@@ -144,10 +144,10 @@ class SofiaApp:
                 if src.suffix.lower() not in ALIGN_TYPES:
                     raise ReadError(src.name, f"unsupported file type {src.suffix or '(none)'!r}; "
                                               f"upload {', '.join(ALIGN_TYPES)}")
-                report = align_file(src, self.assistant.retriever, self.embedder, max_mb=self.settings.max_file_mb,
-                                    max_pages=self.settings.max_pdf_pages, read_timeout=self.settings.read_timeout)
+                report = align_file(src, self.assistant.retriever, self.embedder, settings=self.settings)
             elif (text or "").strip():
-                report = align(text, self.assistant.retriever, self.embedder, source="pasted text")
+                report = align(text, self.assistant.retriever, self.embedder, source="pasted text",
+                               settings=self.settings)
             else:
                 raise gr.Error("Paste the proposal text or upload a proposal file first.")
         except ReadError as exc:

@@ -79,6 +79,8 @@ class Settings:
     max_pdf_pages: int = setting("most pages a PDF may have", 3000)
     read_timeout: float = setting("seconds one PDF may take to read (in a child process), then it is skipped", 600.0)
     max_question_chars: int = setting("longest question accepted, in characters", 2000)
+    priorities_file: Path | None = setting("an edited copy of the alignment priorities; none: the packaged "
+                                           "assistant/align/priorities.toml", None)
     # generation
     model_path: str | None = setting("any GGUF file to answer with; default: the bundled Qwen2.5 model", None)
     llm_url: str | None = setting("any OpenAI-compatible server to answer with, instead of a GGUF file", None)

@@ -1,0 +1,121 @@
+"""Sentence x priority scores: embedding similarity as z-scores against off-topic text (docs/ALIGNMENT.md)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .priorities import Priorities, load_priorities
+
+STRONG_Z = 3.2  # a sentence is plainly about the priority
+PARTIAL_Z = 2.5  # a sentence touches it: read the sentence
+FOCUS_DELTA = 0.5  # see score_sentences
+GENERIC_WEIGHT = 1.0
+GENERIC_FREE = 1.5
+
+# Off-topic and boilerplate sentences: the null distribution each aspect's similarity is measured against.
+BACKGROUND: tuple[str, ...] = (
+    "The meeting is scheduled for Tuesday afternoon.",
+    "Please sign and return the attached form.",
+    "The weather was sunny with a light breeze.",
+    "He scored twice in the second half of the match.",
+    "Add two eggs and a cup of sugar to the bowl.",
+    "The contract is governed by the laws of the country.",
+    "She planted tomatoes and peppers in the garden.",
+    "Our team consists of five people.",
+    "The total budget of the project is 200,000 euro.",
+    "This document describes the proposal.",
+    "The project will last 24 months.",
+    "We thank our partners for their support.",
+    "Introduction and objectives of the project.",
+    "The novel tells the story of a family in a small village.",
+    "Prices rose by three percent last year.",
+    "The cat slept on the sofa all day.",
+    "The company was founded in 1998 and has 40 employees.",
+    "Applicants must submit the documents before the deadline.",
+    "The hotel offers breakfast from seven to ten.",
+    "The river flooded the fields after heavy rain.",
+    "Our shop sells shoes, bags and accessories.",
+    "The choir rehearses every Thursday evening.",
+    "Mix the flour with water and knead the dough.",
+    "The board approved the annual financial statements.",
+    "Срещата е насрочена за вторник следобед.",
+    "Времето беше слънчево и топло.",
+    "Бюджетът на проекта е 200 000 евро.",
+    "Проектът ще продължи 24 месеца.",
+    "Фирмата е основана през 1998 г. и има 40 служители.",
+    "Добавете две яйца и чаша захар.",
+    "Отборът спечели мача с два гола.",
+    "Благодарим на партньорите за подкрепата.",
+)
+
+
+class _Model:
+    """Aspect vectors and their background statistics for one embedder and one set of priorities (computed once)."""
+
+    def __init__(self, embedder, priorities: Priorities):
+        self.aspects: list[tuple[int, str]] = [(i, a) for i, p in enumerate(priorities) for a in p.aspects]
+        self.vectors = _unit(np.stack([np.asarray(embedder.embed_query(a), dtype=np.float32)
+                                       for _, a in self.aspects]))
+        bg = _unit(np.asarray(embedder.embed_passages(list(BACKGROUND)), dtype=np.float32))
+        sims = self.vectors @ bg.T
+        self.mu = sims.mean(axis=1)
+        self.sd = np.maximum(sims.std(axis=1), 1e-3)
+        self.owner = np.array([i for i, _ in self.aspects])
+
+
+_MODELS: dict[tuple[str, Priorities], _Model] = {}
+_MODELS_LOCK = threading.Lock()
+_MAX_MODELS = 8  # an edited priorities file is a new entry; old ones are dropped first
+
+
+def _model(embedder, priorities: Priorities) -> _Model:
+    key = (f"{getattr(embedder, 'name', type(embedder).__name__)}:{id(embedder)}", priorities)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            while len(_MODELS) >= _MAX_MODELS:
+                del _MODELS[next(iter(_MODELS))]
+            _MODELS[key] = _Model(embedder, priorities)
+        return _MODELS[key]
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    m = np.atleast_2d(m)
+    return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+
+
+def level(score: float, strong: float = STRONG_Z, partial: float = PARTIAL_Z) -> str:
+    return "strong" if score >= strong else "partial" if score >= partial else "none"
+
+
+def score_sentences(sentences: list[str], embedder,
+                    priorities: Priorities | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per priority: best score over the sentences and the index of the sentence that reached it.
+
+    Two corrections turn "near" into "about" (docs/ALIGNMENT.md):
+    - focus: a priority trailing the sentence's best specific priority by more than ``FOCUS_DELTA``
+      loses the excess, so a sentence about traffic lights counts for mobility, not for its neighbours;
+    - genericness: a sentence whose mean z over the specific priorities exceeds ``GENERIC_FREE`` (generic
+      technology talk that is a bit like everything) loses ``GENERIC_WEIGHT`` times the excess.
+    Umbrella areas (those with sub-priorities) take no part in the focus competition."""
+    priorities = priorities or load_priorities()
+    m = _model(embedder, priorities)
+    n = len(priorities)
+    if not sentences:
+        return np.full(n, -np.inf), np.full(n, -1)
+    sv = _unit(np.asarray(embedder.embed_passages(sentences), dtype=np.float32))
+    z = ((m.vectors @ sv.T) - m.mu[:, None]) / m.sd[:, None]  # aspects x sentences
+    per = np.full((n, len(sentences)), -np.inf)  # priorities x sentences
+    for row, owner in enumerate(m.owner):
+        per[owner] = np.maximum(per[owner], z[row])
+    umbrellas = priorities.umbrellas
+    specific = [i for i, p in enumerate(priorities) if p.id not in umbrellas]
+    top = per[specific].max(axis=0)
+    generic = GENERIC_WEIGHT * np.maximum(0.0, per[specific].mean(axis=0) - GENERIC_FREE)
+    eff = per - np.maximum(0.0, top[None, :] - per - FOCUS_DELTA) - generic[None, :]
+    for i, p in enumerate(priorities):
+        if p.id in umbrellas:
+            eff[i] = per[i] - generic
+    arg = eff.argmax(axis=1)
+    return eff[np.arange(n), arg], arg
