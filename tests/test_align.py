@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -168,3 +170,87 @@ def test_a_proposal_over_the_page_limit_is_refused_with_the_limit_named(tmp_path
     with pytest.raises(ReadError, match="SOFIA_QA_MAX_PDF_PAGES|page"):
         align_file(pdf, retriever, embedder, max_pages=3)
     assert align_file(pdf, retriever, embedder, max_pages=5).overall  # at the limit: read
+
+
+# --------------------------------------------------------------------------- an edited priorities file
+
+FARMING = """Drones fly over the wheat and sunflower fields of farms near Sofia every week.
+Their cameras measure how much water and fertiliser each part of a field needs.
+Farmers get a map that tells them where to irrigate, which saves water and raises the harvest.
+"""
+
+AGRIFOOD = """
+[[priority]]
+id = "agrifood"
+name = "Smart agriculture and food"
+level = "vertical priority area"
+strategy_query = "agriculture and food production"
+aspects_en = [
+    "precision agriculture: farms, crops, irrigation and harvests",
+    "food production and processing",
+]
+aspects_bg = [
+    "прецизно земеделие, ферми, напояване и реколта",
+    "производство и преработка на храни",
+]
+"""
+
+
+def priorities_with_agrifood(tmp_path) -> Path:
+    """A copy of the packaged priorities file with a twelfth priority added at the end, as the committee would."""
+    from assistant.align import DEFAULT_FILE
+
+    path = tmp_path / "my-priorities.toml"
+    path.write_text(DEFAULT_FILE.read_text(encoding="utf-8") + AGRIFOOD, encoding="utf-8")
+    return path
+
+
+def test_a_priority_added_to_a_copy_is_scored_by_the_cli(tmp_path, retriever):
+    from conftest import run_cli
+
+    index = tmp_path / "index"
+    shutil.copytree(retriever.db_path, index)  # the subprocess gets its own copy of the module's index
+    proposal = tmp_path / "farming.txt"
+    proposal.write_text(FARMING, encoding="utf-8")
+    args = ("align", str(proposal), "--json", "--db", str(index), "--collection", "align")
+
+    out = run_cli(*args, env={"SOFIA_QA_PRIORITIES_FILE": str(priorities_with_agrifood(tmp_path))})
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)
+    rows = {r["priority_id"]: r for r in rep["rows"]}
+    assert len(rows) == 12 and list(rows)[-1] == "agrifood"
+    assert rows["agrifood"]["alignment"] == "strong", rows["agrifood"]
+    assert rows["agrifood"]["priority"] == "Smart agriculture and food" and "irrigate" in rows["agrifood"]["sentence"]
+    assert "'Smart agriculture and food'" in rep["summary"] and rep["overall"] == "aligned"
+
+    out = run_cli(*args)  # without the setting: the packaged file, which has no such priority
+    assert out.returncode == 0, out.stderr
+    default = json.loads(out.stdout)
+    assert len(default["rows"]) == 11 and "agrifood" not in {r["priority_id"] for r in default["rows"]}
+
+
+def test_a_priority_added_to_a_copy_shows_in_the_alignment_tab(tmp_path, retriever, embedder):
+    from types import SimpleNamespace
+
+    from gradio_client import Client
+
+    import app as sofia_app
+    from conftest import free_port
+    from ingestion.config import Settings
+
+    settings = Settings.from_env(priorities_file=priorities_with_agrifood(tmp_path), upload_dir=tmp_path / "uploads",
+                                 host="127.0.0.1", port=free_port())
+    stub = SimpleNamespace(store=retriever.store, embedder=embedder, retriever=retriever)  # no language model
+    demo = sofia_app.build(settings, assistant=stub)
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(**sofia_app.launch_options(settings, None), prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{settings.port}/", verbose=False, analytics_enabled=False,
+                        download_files=str(tmp_path / "downloads"))
+        status, table, download = client.predict(FARMING, None, api_name="/align")
+    finally:
+        demo.close()
+    assert "12 strategy priorities checked" in status, status
+    assert "Smart agriculture and food" in table and "sqa-badge sqa-strong" in table
+    md = Path(download["value"] if isinstance(download, dict) else download).read_text(encoding="utf-8")
+    assert "| Smart agriculture and food | vertical priority area | strong |" in md
