@@ -1,0 +1,1 @@
+"""A question-answering assistant over the indexed documents: retrieval, the model, answers, citations, alignment."""
