@@ -106,14 +106,15 @@ class Assistant:
                 if first is None:
                     first = time.perf_counter() - t
                 pieces.append(piece)
-                text_so_far = "".join(pieces)
-                # hold back the start until it cannot be the refusal token
                 if streamed:
                     yield piece
-                elif len(text_so_far.strip()) >= len(prompts.NOT_FOUND) or not prompts.NOT_FOUND.startswith(text_so_far.strip()):
-                    if not text_so_far.strip().startswith(prompts.NOT_FOUND):
+                    continue
+                # hold back the start until it cannot be the refusal token
+                head = "".join(pieces).strip()
+                if len(head) >= len(prompts.NOT_FOUND) or not prompts.NOT_FOUND.startswith(head):
+                    if not head.startswith(prompts.NOT_FOUND):
                         streamed = True
-                        yield text_so_far
+                        yield "".join(pieces)
             draft = "".join(pieces).strip()
             gen = getattr(self.llm, "last_stream", None)
             same = gen is not None and gen.text == "".join(pieces)
@@ -132,9 +133,7 @@ class Assistant:
             return
 
         signals = {"p_not_found": p_nf, "min_logprob": min(logprobs) if logprobs else 0.0,
-                   "mean_logprob": sum(logprobs) / len(logprobs) if logprobs else 0.0,
-                   "top_dense": max(p.dense for p in passages), "top_score": passages[0].score,
-                   "answer_tokens": float(len(logprobs))}
+                   "top_dense": max(p.dense for p in passages), "answer_tokens": float(len(logprobs))}
         signals["gate"] = self.gate.score(signals)
         signals["threshold"] = self.gate.threshold
         said_not_found = prompts.says_not_found(draft)

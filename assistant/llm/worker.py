@@ -138,8 +138,13 @@ class WorkerLLM:
             proc.wait()
 
     def close(self) -> None:
-        with self._lock:
+        # at exit a stream in another thread may hold the lock: the child is stopped all the same
+        locked = self._lock.acquire(timeout=5)
+        try:
             self._stop()
+        finally:
+            if locked:
+                self._lock.release()
 
     def _died(self, doing: str) -> ModelCrashed:
         proc = self._proc
