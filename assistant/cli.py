@@ -151,8 +151,8 @@ def cmd_ask(args) -> int:
         answer = _stream(assistant.ask_stream(args.question, filters=_filters(args), k=args.k))
         _print_answer(answer, False, streamed=True)
     if answer.model_failure:  # the passages were shown, but no answer: say so in one line and fail
-        print(f"sofia-qa: error: {answer.model_failure}; only the passages were shown. Ask again (the model is "
-              f"restarted); if it repeats, run `sofia-qa doctor`", file=sys.stderr)
+        print(f"sofia-qa: error: {answer.model_failure}; only the passages were shown. Ask again; if it repeats, "
+              f"run `sofia-qa doctor`", file=sys.stderr)
         return 3
     return 0
 

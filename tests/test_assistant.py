@@ -167,11 +167,14 @@ def test_ask_json_cli(corpus_index):
 
 def test_ask_cli_names_the_passages_it_reads_on_stderr(corpus_index):
     """Before the (slow) answer: which passages are being read; stdout keeps the answer and sources only.
-    The model server here is down, so the answer is the degraded one: the passages are still named first."""
+    The model server here is down, so the answer is the degraded one: the passages are still named first, and the
+    command fails with one line saying why."""
     settings, _ = corpus_index
     out = run_cli("ask", "How do I join the cluster?", "--db", str(settings.db),
                   env={"SOFIA_QA_LLM_URL": f"http://127.0.0.1:{free_port()}", "SOFIA_QA_LLM_TIMEOUT": "2"})
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 3, out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("sofia-qa: error: ")]
+    assert len(errors) == 1 and "unreachable" in errors[0] and "sofia-qa doctor" in errors[0], out.stderr
     reading = [line for line in out.stderr.splitlines() if line.startswith("(reading ")]
     assert len(reading) == 1 and "[1] " in reading[0], out.stderr
     assert "(reading " not in out.stdout and "[1]" in out.stdout
