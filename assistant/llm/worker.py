@@ -7,7 +7,7 @@ the passages), and the next call starts a fresh child.
 
 Parent and child talk over a socket pair with ``multiprocessing.connection`` (pickled tuples):
 - parent -> child: ``("load", spec)`` once, then ``(op, kwargs)``; ``("cancel",)`` stops a stream early;
-- child -> parent: ``("ready", info)``, then for each call ``("piece", text)``* and ``("done", value, state)`` or
+- child -> parent: ``("ready", state)``, then for each call ``("piece", text)``* and ``("done", value, state)`` or
   ``("error", message)``. The child exits when its end of the pair closes (the parent ended).
 """
 
@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -85,7 +84,6 @@ class WorkerLLM:
         self.last_stream: Generation | None = None
         self.prefixes: PrefixState | None = None
         self.prefix_stats = {"restored": 0, "kept": 0, "tokens_restored": 0}
-        self.info: dict[str, Any] = {}
         self.starts = 0
         self.last_failure = ""  # why the last child died ("" while none has)
         atexit.register(self.close)
@@ -117,8 +115,7 @@ class WorkerLLM:
         if msg[0] == "error":
             self._stop()
             raise ModelError(msg[1])
-        self.info = msg[1]
-        self._take_state(msg[2])
+        self._take_state(msg[1])
 
     def _alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -292,8 +289,7 @@ def serve(conn: Connection) -> None:
     except ModelError as exc:
         conn.send(("error", str(exc)))
         return
-    conn.send(("ready", {"name": llm.name, "load_seconds": llm.load_seconds,
-                         "extra_buffer_types": llm.extra_buffer_types, "pid": os.getpid()}, _state(llm)))
+    conn.send(("ready", _state(llm)))
     calls = {"chat": llm.chat, "next_token_probs": llm.next_token_probs, "keep_prefix": llm.keep_prefix,
              "count_tokens": llm.count_tokens, "reset": llm.reset}
     while True:
@@ -316,12 +312,10 @@ def serve(conn: Connection) -> None:
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="model worker: %(message)s")
     conn = Connection(int(argv[0]))
-    started = time.perf_counter()
     try:
         serve(conn)
     finally:
         conn.close()
-    log.debug("served for %.0f s", time.perf_counter() - started)
     return 0
 
 
