@@ -53,7 +53,8 @@ class GoldQuestion:
 def load_dataset(path, split: SplitChoice | None = None) -> list[GoldQuestion]:
     """Read a ``.jsonl`` or ``.csv`` dataset; keep one split (None or "all" keeps every question).
 
-    Questions without a split (the benchmark CSV) pass any split filter.
+    Questions without a split (a JSONL line without ``split``) pass any split filter; the benchmark CSV's
+    questions get one by row (``csv_split``).
     """
     path = Path(path)
     if not path.is_file():
@@ -158,6 +159,14 @@ def _sources(value, where: str) -> tuple[GoldSource, ...]:
 CSV_COLUMNS = ("Question", "Source Docs", "Question Type", "Source Chunk Type", "Answer")
 
 
+def csv_split(row: int) -> Split:
+    """The split of the CSV's ``row``-th question (1-based): every other question, odd rows ``dev``, even rows
+    ``test``. The CSV has no split of its own; alternating rows keeps each filing and question type in both."""
+    if row < 1:
+        raise ValueError(f"CSV question rows count from 1, not {row}")
+    return "dev" if row % 2 == 1 else "test"
+
+
 def _load_csv(path: Path) -> list[GoldQuestion]:
     out = []
     with open(path, encoding="utf-8-sig", newline="") as fh:
@@ -171,7 +180,7 @@ def _load_csv(path: Path) -> list[GoldQuestion]:
                 raise DatasetError(f"{path}:{reader.line_num}: field 'Question' is empty")
             globs = [g.strip() for g in (row.get("Source Docs") or "").split(",") if g.strip()]
             out.append(GoldQuestion(
-                id=f"{path.stem}-{i:03d}", question=question, reference_answer=(row.get("Answer") or "").strip(),
+                id=f"{path.stem}-{i:03d}", question=question, split=csv_split(i), reference_answer=(row.get("Answer") or "").strip(),
                 answerable=True, gold_sources=tuple(GoldSource(doc=g) for g in globs),
                 kind=(row.get("Question Type") or "").strip(), chunk_type=(row.get("Source Chunk Type") or "").strip(),
                 lang="en",

@@ -208,8 +208,11 @@ def test_bad_line_names_file_line_and_field(tmp_path, line, field):
 def test_load_csv_benchmark_format(tmp_path):
     p = tmp_path / "qna.csv"
     p.write_text("\ufeffQuestion,Source Docs,Question Type,Source Chunk Type,Answer\n"
-                 'How did sales change?,*AAPL*,Multi-Doc RAG,Table,"Up,\nby 5%"\n', encoding="utf-8")
-    (q,) = load_dataset(p, "test")  # no split in the CSV: passes any split filter
+                 'How did sales change?,*AAPL*,Multi-Doc RAG,Table,"Up,\nby 5%"\n'
+                 "What was the margin?,*MSFT*,Single-Doc Single-Chunk RAG,Text,12%\n", encoding="utf-8")
+    (q,) = load_dataset(p, "dev")  # odd rows are dev, even rows test
+    assert [t.question for t in load_dataset(p, "test")] == ["What was the margin?"]
+    assert len(load_dataset(p, "all")) == 2 and q.split == "dev"
     assert q.gold_sources == (GoldSource("*AAPL*"),) and q.reference_answer == "Up,\nby 5%"
     assert q.answerable and q.key_facts == () and q.kind == "Multi-Doc RAG"
 
@@ -218,6 +221,9 @@ def test_load_csv_benchmark_format(tmp_path):
 def test_real_sec_10q_csv_loads():
     qs = load_dataset(SEC / "qna_data.csv")
     assert len(qs) > 100 and all(q.gold_sources for q in qs)
+    dev, test = load_dataset(SEC / "qna_data.csv", "dev"), load_dataset(SEC / "qna_data.csv", "test")
+    assert len(dev) + len(test) == len(qs) and abs(len(dev) - len(test)) <= 1
+    assert not {q.id for q in dev} & {q.id for q in test}
     docs = [p.name for p in (SEC / "docs").glob("*.pdf")]
     assert all(any(M.doc_matches(s.doc, d) for d in docs) for q in qs for s in q.gold_sources)
 
