@@ -84,8 +84,9 @@ class SofiaApp:
 
     # ------------------------------------------------------------------ chat
     def chat(self, question: str, messages: list, history: list, doc_types: list, docs: list,
-             english: bool | None = None):
-        """``english``: answer a Bulgarian question in English (None: as ``Settings.answer_language`` says)."""
+             bulgarian: bool | None = None):
+        """``bulgarian``: answer a Bulgarian question in Bulgarian rather than English (None: as
+        ``Settings.answer_language`` says)."""
         question = (question or "").strip()
         if not question:
             raise gr.Error("Type a question first.")
@@ -97,7 +98,7 @@ class SofiaApp:
         answer: Answer | None = None
         passages: list = []
         try:
-            language = None if english is None else ("en" if english else "question")
+            language = None if bulgarian is None else ("question" if bulgarian else "en")
             for item in self.assistant.ask_stream(question, history or [], filters, answer_language=language):
                 if isinstance(item, Answer):
                     answer = item
@@ -288,14 +289,18 @@ def build(settings: Settings | None = None, assistant=None) -> gr.Blocks:
                                                          elem_id="sqa-doc-types")
                             docs_filter = gr.Dropdown(choices=[], multiselect=True, label="Documents",
                                                       elem_id="sqa-docs-filter")
-                        english = gr.Checkbox(value=app.settings.answer_language == "en", elem_id="sqa-english",
-                                              label="Answer Bulgarian questions in English",
-                                              info="The documents are in English and the bundled model writes "
-                                                   "Bulgarian poorly: in English its answers are right more often.")
+                        bulgarian = gr.Checkbox(value=app.settings.answer_language == "question",
+                                                elem_id="sqa-bulgarian",
+                                                label="Answer Bulgarian questions in Bulgarian · "
+                                                      "Отговор на български",
+                                                info="Off: answers are in English, the language of the documents, "
+                                                     "because the bundled model writes Bulgarian poorly. "
+                                                     "Изключено: отговорите са на английски, защото моделът пише "
+                                                     "лошо на български.")
                         for persona, qs in EXAMPLES.items():
                             gr.Examples(examples=[[q] for q in qs], inputs=[question], label=persona,
                                         examples_per_page=len(qs))
-                chat_io = dict(inputs=[question, chatbot, history, doc_types, docs_filter, english],
+                chat_io = dict(inputs=[question, chatbot, history, doc_types, docs_filter, bulgarian],
                                outputs=[chatbot, question, history])
                 ask.click(app.chat, **chat_io, api_name="ask", concurrency_id="model")
                 question.submit(app.chat, **chat_io, api_visibility="private", concurrency_id="model")

@@ -105,19 +105,25 @@ def _assistant(args):
 def _print_answer(answer, as_json: bool, streamed: bool = False) -> None:
     if as_json:
         out = answer.to_json()
-        keep = ("answer", "citations", "refused", "timings", "notice", "standalone_question", "removed_sentences",
-                "model_failure")
+        keep = ("answer", "outcome", "evidence", "citations", "refused", "timings", "notice", "standalone_question",
+                "removed_sentences", "model_failure")
         print(json.dumps({k: out[k] for k in keep}, ensure_ascii=False, indent=2))
         return
+    from .prompts import NOT_FOUND
+
+    # the draft streamed above (a NOT_FOUND start is held back, never streamed) could not be checked
+    if streamed and answer.refused and answer.draft and not answer.draft.startswith(NOT_FOUND):
+        print("\n\n(The text above could not be checked against the documents and is withdrawn.)")
     if not streamed or answer.refused:
         print(answer.text)
     elif answer.text:
         print("\n\nChecked answer: " + answer.text)
     if answer.notice:
         print(f"\nNote: {answer.notice}")
-    if answer.citations:
+    sources = answer.citations or answer.evidence
+    if sources:
         print()
-        for c in answer.citations:
+        for c in sources:
             where = ", ".join(x for x in (c.section, f"p. {c.page}" if c.page else "") if x)
             print(f"[{c.n}] {c.title} ({where}) {c.source_url}\n    \"{c.quote}\"")
     elif answer.refused and answer.passages:

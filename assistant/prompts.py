@@ -63,6 +63,20 @@ REFUSAL = {
     "bg": "Документите не отговарят на този въпрос. Най-близките откъси са показани по-долу.",
 }
 
+# the gate declined, but the passages are close: their own words are quoted instead of the unchecked draft
+UNCONFIRMED = {
+    "en": "I could not confirm an answer from the documents. The passage most likely to answer it:",
+    "bg": "Не успях да потвърдя отговор от документите. Откъсът, който най-вероятно отговаря на въпроса:",
+}
+
+
+def unconfirmed_text(language: str, quotes: Sequence[str]) -> str:
+    """The unconfirmed outcome's text: the plain statement, then each quoted sentence with its citation number."""
+    lines = [UNCONFIRMED.get(language, UNCONFIRMED["en"])]
+    lines += [f"“{q}” [{i}]" for i, q in enumerate(quotes, 1)]
+    return "\n".join(lines)
+
+
 # the note beside an answer written in English to a question in another language (Settings.answer_language "en")
 WRITTEN_IN_ENGLISH = {
     "bg": "Отговорът е на английски, езика на документите: така моделът греши по-рядко.",

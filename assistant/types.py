@@ -8,6 +8,9 @@ from typing import Literal
 from ingestion.types import Chunk
 
 Language = Literal["en", "bg"]  # the language of a question or an answer: English or Bulgarian
+# what became of a question: a checked answer; no confirmed answer but quoted passage sentences most likely to answer
+# it; or nothing in the documents close to it (only then does the assistant say the documents do not answer)
+Outcome = Literal["answered", "unconfirmed", "not_found"]
 GLOSSARY = "glossary"  # the ``doc_type`` of a term list (front matter ``doc_type: glossary``)
 
 
@@ -86,6 +89,16 @@ class Answer:
     draft: str = ""  # the model's raw answer before the gate and the citation check (for evaluation)
     draft_cut_off: bool = False  # the model was stopped at its token limit in mid-draft
     model_failure: str = ""  # why the model gave no answer (degraded mode: passages only); "" when it did
+    # "unconfirmed" and "not_found" are refusals (``refused``); degraded mode is "unconfirmed" with ``refused`` False,
+    # as before, because its passages are shown as its citations
+    outcome: Outcome = "answered"
+    evidence: list[Citation] = field(default_factory=list)  # unconfirmed: the quoted sentences, verbatim
+
+    def __post_init__(self) -> None:
+        if self.refused and self.outcome == "answered":
+            self.outcome = "not_found"  # a refusal built without an outcome: the one refusal there was before outcomes
+        if not self.refused and self.outcome != "answered" and not self.model_failure:
+            raise ValueError(f"Answer: outcome {self.outcome!r} is not an answer, but refused is False")
 
     def to_json(self) -> dict:
         return {
@@ -104,4 +117,6 @@ class Answer:
             "draft": self.draft,
             "draft_cut_off": self.draft_cut_off,
             "model_failure": self.model_failure,
+            "outcome": self.outcome,
+            "evidence": [c.to_json() for c in self.evidence],
         }

@@ -19,6 +19,8 @@ CSS = """
 .sqa-answer .sqa-text{margin:0 0 .6em 0}
 .sqa-answer .sqa-notice{font-size:.85em;color:#8a5a00;background:#fff7e0;border-radius:6px;padding:.3em .6em;margin:.4em 0}
 .sqa-refused .sqa-text{color:#7a1f1f}
+.sqa-unconfirmed .sqa-text{color:#6b4a00}
+.sqa-card.sqa-evidence{border-left-color:#e0a800}
 .sqa-cards{display:flex;flex-direction:column;gap:.5em;margin-top:.4em}
 .sqa-cards-title{font-size:.8em;font-weight:600;text-transform:uppercase;letter-spacing:.04em;color:#667;margin:.6em 0 .1em}
 .sqa-card{border:1px solid #d9dee7;border-left:4px solid #2f6fdd;border-radius:8px;padding:.5em .75em;background:#fbfcfe;color:#1d2433}
@@ -135,6 +137,20 @@ def citation_cards(citations: Sequence[Citation], passages: Sequence[Passage] = 
     return '<div class="sqa-cards-title">Sources</div><div class="sqa-cards">' + "".join(cards) + "</div>"
 
 
+def evidence_cards(evidence: Sequence[Citation], passages: Sequence[Passage], title: str) -> str:
+    """The unconfirmed outcome's quoted sentences, each highlighted in its passage's card."""
+    if not evidence:
+        return ""
+    by_n = {p.n: p for p in passages}
+    cards = []
+    for c in evidence:
+        p = by_n.get(c.passage_n)
+        body = highlight(p.text, c.quote) if p is not None else f"<mark>{esc(c.quote)}</mark>"
+        cards.append(_card(c.n, c.title, c.doc, where(c.section, c.page), body, c.source_url,
+                           p.score if p is not None else c.score).replace('class="sqa-card"', 'class="sqa-card sqa-evidence"', 1))
+    return f'<div class="sqa-cards-title">{esc(title)}</div><div class="sqa-cards">' + "".join(cards) + "</div>"
+
+
 def passage_cards(passages: Sequence[Passage], title: str = "Closest passages", limit: int = 4) -> str:
     if not passages:
         return ""
@@ -163,15 +179,31 @@ def reading_html(passages: Sequence[Passage], text: str = "") -> str:
             + passage_cards(passages, title="Reading these passages", limit=len(passages)) + "</div>")
 
 
+# card titles in the asker's language
+TITLES = {
+    "en": {"evidence": "The passage most likely to answer it", "closest": "Closest passages",
+           "other": "Other close passages"},
+    "bg": {"evidence": "Откъсът, който най-вероятно отговаря", "closest": "Най-близки откъси",
+           "other": "Други близки откъси"},
+}
+
+
 def answer_html(answer: Answer) -> str:
-    """One assistant message: text, notice, citation cards (or the closest passages), timings.
-    Written without blank lines so that a Markdown renderer passes it through as one HTML block."""
-    parts = [f'<div class="sqa-answer{" sqa-refused" if answer.refused else ""}">',
+    """One assistant message: text, notice, citation cards (or the quoted evidence, or the closest passages),
+    timings. Written without blank lines so that a Markdown renderer passes it through as one HTML block."""
+    titles = TITLES.get(answer.language, TITLES["en"])
+    unconfirmed = answer.refused and answer.outcome == "unconfirmed"
+    kind = " sqa-unconfirmed" if unconfirmed else (" sqa-refused sqa-not-found" if answer.refused else "")
+    parts = [f'<div class="sqa-answer{kind}">',
              f'<div class="sqa-text">{answer_text_html(answer.text)}</div>']
     if answer.notice:
         parts.append(f'<div class="sqa-notice">{esc(answer.notice)}</div>')
-    if answer.refused:
-        parts.append(passage_cards(answer.passages))
+    if unconfirmed:
+        quoted = {c.passage_n for c in answer.evidence}
+        parts.append(evidence_cards(answer.evidence, answer.passages, titles["evidence"]))
+        parts.append(passage_cards([p for p in answer.passages if p.n not in quoted], title=titles["other"]))
+    elif answer.refused:
+        parts.append(passage_cards(answer.passages, title=titles["closest"]))
     else:
         parts.append(citation_cards(answer.citations, answer.passages))
     t = answer.timings or {}
