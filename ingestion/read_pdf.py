@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CorruptFile, EmptyFile, EncryptedPDF, NoTextLayer, ReadError, TooLarge, TooSlow
+from .pdf_clean import clean_pages
 from .read_text import guess_language
 from .types import Document, Section
 
@@ -79,9 +80,7 @@ def read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int,
             title = str(meta_title).strip()
     except Exception:
         pass
-    parts: list[str] = []
-    sections: list[Section] = []
-    offset = 0
+    raws: list[str] = []
     bad_pages = 0
     for number in range(1, n_pages + 1):
         try:
@@ -96,14 +95,20 @@ def read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int,
         except Exception:  # one broken page must not lose the rest of the document
             bad_pages += 1
             raw = ""
-        body = re.sub(r"[ \t\xa0]+", " ", raw)
+        raws.append(re.sub(r"[ \t\xa0]+", " ", raw))
+    # running headers/footers, contents pages, broken words and tables: see ingestion.pdf_clean
+    cleaned = clean_pages(raws, _page_labels(reader, n_pages))
+    parts: list[str] = []
+    sections: list[Section] = []
+    offset = 0
+    for body, printed in zip(cleaned.texts, cleaned.printed):
         body = re.sub(r"\n\s*\n\s*", "\n\n", body).strip()
         if not body:
             continue
         if parts:
             parts.append("\n\n")
             offset += 2
-        sections.append(Section(text=body, start=offset, page=number))
+        sections.append(Section(text=body, start=offset, page=printed))
         parts.append(body)
         offset += len(body)
     text = "".join(parts)
@@ -115,6 +120,18 @@ def read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int,
     return Document(doc_id=doc_id, path=path, title=title, text=text, sections=tuple(sections),
                     content_hash=digest, doc_type="reference", language=guess_language(text),
                     pages=n_pages)
+
+
+def _page_labels(reader: Any, n_pages: int) -> list[str | None] | None:
+    """The page labels the PDF defines (its own printed numbering), or None when it defines none: pypdf
+    makes up "1", "2", ... for a PDF without labels, which must not hide a number printed in a footer."""
+    try:
+        if "/PageLabels" not in reader.trailer["/Root"]:
+            return None
+        labels = list(reader.page_labels)
+    except Exception:
+        return None
+    return labels if len(labels) == n_pages else None
 
 
 def _declared_pages(reader: Any) -> int:

@@ -15,7 +15,7 @@ class Section:
     text: str
     start: int  # character offset of ``text`` in ``Document.text``
     heading_path: tuple[str, ...] = ()
-    page: int | None = None  # 1-based, PDFs only
+    page: int | None = None  # PDFs only: the number printed on the page, what a citation shows (ingestion/pdf_clean.py)
     links: tuple[tuple[int, str], ...] = ()  # (offset in Document.text, url) of links in this section
 
 
@@ -55,6 +55,7 @@ class Chunk:
     doc_chunks: int  # how many chunks that version has (lets the store see a half-written document)
     embed_model: str
     fact_ids: tuple[str, ...] = ()
+    period: str | None = None  # the period or date its document is about (ingestion/context.py), for the header
 
     @property
     def section(self) -> str:
@@ -68,10 +69,16 @@ class Chunk:
             return str(self.page_start)
         return f"{self.page_start}-{self.page_end}"
 
+    def header(self) -> str:
+        """The document's name, its period and the section path: what a lone chunk needs to be found."""
+        from .context import chunk_header, label_for
+
+        return chunk_header(label_for(self.title, self.path, paged=self.page_start is not None), self.period,
+                            self.heading_path)
+
     def embed_text(self) -> str:
-        """What the embedder sees: title and section path give a lone chunk its context."""
-        head = self.title if not self.section else f"{self.title} > {self.section}"
-        return f"{head}\n{self.text}"
+        """What the embedder and BM25 see: the header line, then the chunk's own text."""
+        return f"{self.header()}\n{self.text}"
 
 
 @dataclass

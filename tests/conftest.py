@@ -57,6 +57,48 @@ def make_pdf(path: Path, pages: list[str], *, title: str | None = None, password
     return path
 
 
+def make_report_pdf(path: Path, pages: list[list], *, header: str | None = None, footer: str | None = None,
+                    numbered_from: int = 1, label_start: int | None = None, title: str | None = None) -> Path:
+    """A PDF laid out like an official report. ``pages``: per page, a list of blocks; a block is a string (a
+    paragraph; "\\n" is a line break where it stands, so "strat-\\negy" is a word broken at a line end) or a list of
+    rows (a table drawn with ``pdf.table()``, first row the header). ``header``/``footer``: a running line drawn at
+    the top/bottom of every page from physical page ``numbered_from`` on, "{n}" replaced by the printed page number
+    (1 on page ``numbered_from``). ``label_start``: the PDF's own page labels, decimal from this number."""
+    from fpdf import FPDF
+    from fpdf.fonts import FontFace
+
+    pdf = FPDF()
+    pdf.add_font("DejaVu", "", str(FONT))
+    pdf.set_font("DejaVu", size=10)
+    pdf.set_auto_page_break(False)  # one list of blocks is one page, so the test knows what is on which page
+    if title:
+        pdf.set_title(title)
+    line = dict(new_x="LMARGIN", new_y="NEXT")
+    for physical, blocks in enumerate(pages, start=1):
+        pdf.add_page()
+        if label_start is not None and physical == 1:
+            pdf.set_page_label(label_style="D", label_start=label_start)
+        printed = physical - numbered_from + 1
+        if header and printed >= 1:
+            pdf.cell(0, 6, header.format(n=printed), **line)
+            pdf.ln(4)
+        for block in blocks:
+            if isinstance(block, str):
+                pdf.multi_cell(0, 5, block, **line)
+            else:
+                with pdf.table(headings_style=FontFace(), line_height=5) as table:
+                    for row in block:
+                        cells = table.row()
+                        for value in row:
+                            cells.cell(str(value))
+            pdf.ln(3)
+        if footer and printed >= 1:
+            pdf.set_y(-15)
+            pdf.cell(0, 6, footer.format(n=printed), **line)
+    pdf.output(str(path))
+    return path
+
+
 def make_scan_pdf(path: Path) -> Path:
     """A PDF whose pages are only drawings: what a scan without OCR looks like to a text extractor."""
     from fpdf import FPDF
