@@ -208,7 +208,7 @@ def ndcg_at_k(refs: Sequence[Ref], k: int, sources=(), fact_ids=(), level: Level
 
 
 def retrieval_scores(refs: Sequence[Ref], sources=(), fact_ids=(), ks=(1, 3, 5)) -> dict[str, float | None]:
-    """Every retrieval metric at both levels: ``doc_hit@5``, ``fact_mrr``, ..."""
+    """Every retrieval metric at both levels: ``doc_hit@5``, ``fact_mrr``, ..., and by page (``page_hit@5``)."""
     out: dict[str, float | None] = {}
     for level in LEVELS:
         for k in ks:
@@ -216,7 +216,47 @@ def retrieval_scores(refs: Sequence[Ref], sources=(), fact_ids=(), ks=(1, 3, 5))
             out[f"{level}_recall@{k}"] = recall_at_k(refs, k, sources, fact_ids, level)
             out[f"{level}_ndcg@{k}"] = ndcg_at_k(refs, k, sources, fact_ids, level)
         out[f"{level}_mrr"] = mrr(refs, sources, fact_ids, level)
+    return out | page_scores(refs, sources, ks)
+
+
+# --------------------------------------------------------------------------- pages
+# Page level (only where the gold names pages): a passage hits a gold page when its document matches the source's
+# glob and its page range covers that page; the section is not asked. PDF pages are the printed numbers.
+
+@dataclass(frozen=True)
+class PageGold:
+    doc: str
+    page: int
+
+
+def page_gold(sources: Sequence) -> list[PageGold]:
+    """The gold sources that name a page, as (doc glob, page)."""
+    return [PageGold(s.doc, int(s.page)) for s in sources if getattr(s, "page", None) is not None]
+
+
+def page_scores(refs: Sequence[Ref], sources=(), ks=(1, 3, 5, 10)) -> dict[str, float | None]:
+    """``page_hit@k`` for each k and ``page_ndcg@10``; every value None when no gold source names a page."""
+    gold = page_gold(sources)
+    out: dict[str, float | None] = {f"page_hit@{k}": hit_at_k(refs, k, gold) for k in ks}
+    out["page_ndcg@10"] = ndcg_at_k(refs, 10, gold)
     return out
+
+
+def _page_range(pages: str) -> tuple[int, int] | None:
+    """A citation's shown pages ("7", "7-9") as (first, last); None when it shows none."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[-\u2013]\s*(\d+))?\s*", str(pages or ""))
+    return (int(m.group(1)), int(m.group(2) or m.group(1))) if m else None
+
+
+def citation_page_accuracy(cited: Sequence[tuple[str, str]], sources=()) -> float | None:
+    """Share of citations, (doc id, shown pages), whose document and pages cover a page a gold source names;
+    None when no gold source names a page or nothing is cited."""
+    gold = page_gold(sources)
+    if not gold or not cited:
+        return None
+    refs = [Ref(doc=doc, page_start=r[0], page_end=r[1]) if (r := _page_range(pages)) else Ref(doc=doc)
+            for doc, pages in cited]
+    return sum(bool(covered(r, gold)) for r in refs) / len(refs)
 
 
 # --------------------------------------------------------------------------- citations and quotes

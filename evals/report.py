@@ -11,7 +11,9 @@ from html import escape
 from pathlib import Path
 
 RETRIEVAL_COLUMNS = ("doc_hit@1", "doc_hit@3", "doc_hit@5", "doc_hit@10", "doc_recall@5", "doc_mrr", "doc_ndcg@10",
-                     "fact_hit@5", "fact_recall@5", "fact_mrr")
+                     "fact_hit@5", "fact_recall@5", "fact_mrr",
+                     "page_hit@1", "page_hit@5", "page_hit@10", "page_ndcg@10")  # page_*: only where gold names pages
+PAGE_ONLY = ("citation_page_accuracy",)  # answer metrics shown only when some gold source names a page
 ANSWER_COLUMNS = ("key_fact_recall", "token_f1", "citation_precision", "quote_validity", "grounding")
 
 
@@ -53,7 +55,8 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                     for name, m in s["retrieval"].items()]))
     if "answer" in s:
         tables.append(("Answers (full assistant)", ["metric", "mean", "questions"],
-                       [[c, fmt(s["answer"].get(c)), fmt(s["answer_n"].get(c))] for c in ANSWER_COLUMNS]))
+                       [[c, fmt(s["answer"].get(c)), fmt(s["answer_n"].get(c))] for c in ANSWER_COLUMNS + PAGE_ONLY
+                        if c not in PAGE_ONLY or s["answer_n"].get(c)]))
         tables.append(("Refusal (refusal = positive class)", ["metric", "value"],
                        [[k, fmt(v)] for k, v in s["refusal"].items()]))
         lat = [[stage, fmt(v["p50"]), fmt(v["p95"]), fmt(v["mean"])] for stage, v in s["latency"].items()]
@@ -136,7 +139,8 @@ def plots(result: dict) -> dict[str, str]:
 
     s = result["summary"]
     out: dict[str, str] = {}
-    cols = [c for c in ("doc_hit@1", "doc_hit@5", "doc_mrr", "doc_ndcg@10", "fact_hit@5", "fact_mrr")
+    cols = [c for c in ("doc_hit@1", "doc_hit@5", "doc_mrr", "doc_ndcg@10", "fact_hit@5", "fact_mrr", "page_hit@5",
+                        "page_ndcg@10")
             if any(m.get(c) is not None for m in s["retrieval"].values())]
     if cols:
         fig, ax = plt.subplots(figsize=(8, 3.6))

@@ -268,6 +268,8 @@ def score_answer(q: GoldQuestion, ans, pages: dict | None = None, glossary=()) -
             "citation_precision": None if ans.refused else M.citation_precision(refs, q.gold_sources, q.fact_ids),
             "quote_validity": M.quote_validity((c.quote, p.text if p else "") for c, p in cited),
             "grounding": ground,
+            "citation_page_accuracy": None if ans.refused else M.citation_page_accuracy(
+                [(c.doc, c.page) for c in ans.citations], q.gold_sources),
         },
         "missing": missing, "timings": dict(ans.timings), "tokens_per_s": tokens_per_s(ans),
         # what the model wrote before the citation check, and what the check took out and why
@@ -314,6 +316,8 @@ def checks(rec: QuestionRecord) -> dict[str, bool]:
     for level in M.LEVELS:
         if ours.get(f"{level}_hit@5") is not None:
             out[f"{level} hit@5"] = ours[f"{level}_hit@5"] == 1.0
+    if ours.get("page_hit@5") is not None:
+        out["page hit@5"] = ours["page_hit@5"] == 1.0
     a = rec.get("answer")
     if a:
         s = a["scores"]
