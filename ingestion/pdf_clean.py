@@ -196,7 +196,8 @@ def _is_row(line: str) -> bool:
     if len(cells) < 2 or line.endswith((".", ":", ";")) and not _NUMBER.match(cells[-1]):
         return False
     numeric = sum(bool(_NUMBER.match(c)) for c in cells)
-    return numeric >= 1 and (numeric / len(cells) >= 0.3 or bool(_NUMBER.match(cells[-1])))
+    # a prose line may end in a year or a count too, but it has more words than a row's label
+    return numeric >= 1 and (numeric / len(cells) >= 0.3 or (bool(_NUMBER.match(cells[-1])) and len(cells) <= 12))
 
 
 def keep_tables(text: str) -> str:
