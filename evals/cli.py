@@ -22,6 +22,9 @@ def register(subparsers, common=add_common_options) -> None:
     from .datasets import DEFAULT_DATASET
 
     p = subparsers.add_parser("eval", help="evaluate retrieval and answers against a gold dataset")
+    p.add_argument("--task", choices=("qa", "align"), default="qa",
+                   help="qa: questions and answers (default); align: proposals vs the Sofia RIS3 priorities "
+                        "(evals/datasets/align_gold.jsonl -> reports/align)")
     p.add_argument("--dataset", type=Path, default=DEFAULT_DATASET,
                    help="gold .jsonl or sec-10-q style .csv (default: %(default)s)")
     p.add_argument("--corpus", type=Path, help="index this folder into its own collection under --out first")
@@ -46,6 +49,8 @@ def register(subparsers, common=add_common_options) -> None:
 def cmd_eval(args) -> int:
     from .runner import gate_failures, load_thresholds, run_eval
 
+    if getattr(args, "task", "qa") == "align":
+        return cmd_eval_align(args)
     thresholds = load_thresholds()
     split, limit, retrieval_only = args.split, args.limit, args.retrieval_only
     if args.fast:
@@ -76,6 +81,19 @@ def cmd_eval(args) -> int:
         for f in failures:
             print(f"  below threshold: {f}")
     return 1 if failures else 0
+
+
+def cmd_eval_align(args) -> int:
+    from .align_eval import DEFAULT_ALIGN_OUT, print_summary, run_align_eval
+    from .align_gold import ALIGN_GOLD
+    from .datasets import DEFAULT_DATASET
+
+    result = run_align_eval(dataset=ALIGN_GOLD if args.dataset == DEFAULT_DATASET else args.dataset,
+                            split=args.split or "test", lang=args.lang,
+                            out_dir=DEFAULT_ALIGN_OUT if args.out == DEFAULT_OUT else args.out,
+                            settings=settings_from(args))
+    print_summary(result, args.json)
+    return 0
 
 
 if __name__ == "__main__":  # standalone: python -m evals.cli eval ...
