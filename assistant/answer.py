@@ -16,7 +16,7 @@ from ingestion.config import Settings, check_answer_language
 from ingestion.embedding import load_embedder
 from ingestion.store import Store
 
-from . import prompts
+from . import budget, prompts
 from .chat import bounded_history, clean_rewrite, rewrite_messages
 from .cite import assign_citations
 from .gate import Gate
@@ -186,11 +186,12 @@ class Assistant:
 
     # ------------------------------------------------------------------ helpers
     def passages_for(self, question: str, k: int | None = None, filters: dict | None = None) -> list[Passage]:
-        """The passages the model reads for a question: retrieved, with instruction-like text neutralised."""
+        """The passages the model reads for a question: retrieved, instruction-like text neutralised, within
+        ``Settings.passage_tokens`` (``budget.fit``)."""
         passages = self.retriever.retrieve(question, k, filters)
         for p in passages:
             p.text = prompts.neutralise_instructions(p.text)
-        return passages
+        return budget.fit(passages, question, self.settings.passage_tokens)
 
     def _embed_sentences(self, sentences: list[str]):
         return self.embedder.embed_passages(sentences)

@@ -122,7 +122,8 @@ def judge(answer: str, reference: str, refused: bool, question: str = "") -> Jud
     absent = says_absent(reference) and not figures(reference)
     if refused:
         if absent:
-            return Judgement("right", "refused, and the reference says the documents do not answer", reference_absent=True)
+            return Judgement("right", "refused, and the reference says the documents do not answer",
+                             reference_absent=True)
         return Judgement("refused", "no answer given")
     if absent:
         ok = says_absent(answer)

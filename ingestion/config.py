@@ -99,6 +99,9 @@ class Settings:
     bm25_k: int = setting("passages taken from the BM25 (word) search", 10)
     # three: as many right answers as four, fewer wrong and faster (docs/PERFORMANCE-HISTORY.md)
     top_k: int = setting("passages put in the prompt", 3)
+    # the first word waits for the prompt to be read; a long document's passages are cut to fit (assistant/budget.py)
+    passage_tokens: int = setting("most passage tokens (labels included) per prompt; longer passages are cut "
+                                  "around the question; 0: no limit", 850)
     history_turns: int = setting("earlier chat turns used to understand a follow-up question", 4)
     # app
     host: str = setting("address the app listens on", "127.0.0.1")
