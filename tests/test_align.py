@@ -166,7 +166,9 @@ def test_a_proposal_over_the_page_limit_is_refused_with_the_limit_named(tmp_path
     from assistant.align import align_file
     from ingestion.readers import ReadError
 
-    pdf = make_pdf(tmp_path / "long-proposal.pdf", [f"Page {i} of a proposal about urban mobility." for i in range(5)])
+    # one different line per page: a line repeated on every page is a running header and is cleaned away
+    topics = ("traffic lights at crossings", "bus lanes", "parking sensors", "bicycle sharing", "metro timetables")
+    pdf = make_pdf(tmp_path / "long-proposal.pdf", [f"This part of the proposal is about {t} in Sofia." for t in topics])
     with pytest.raises(ReadError, match="SOFIA_QA_MAX_PDF_PAGES|page"):
         align_file(pdf, retriever, embedder, max_pages=3)
     assert align_file(pdf, retriever, embedder, max_pages=5).overall  # at the limit: read

@@ -8,11 +8,11 @@ import numpy as np
 
 from .priorities import Priorities, load_priorities
 
-STRONG_Z = 3.2  # a sentence is plainly about the priority
+STRONG_Z = 3.0  # a sentence is plainly about the priority
 PARTIAL_Z = 2.5  # a sentence touches it: read the sentence
 FOCUS_DELTA = 0.5  # see score_sentences
 GENERIC_WEIGHT = 1.0
-GENERIC_FREE = 1.5
+GENERIC_FREE = 1.75
 
 # Off-topic and boilerplate sentences: the null distribution each aspect's similarity is measured against.
 BACKGROUND: tuple[str, ...] = (
@@ -96,8 +96,9 @@ def score_sentences(sentences: list[str], embedder,
     Two corrections turn "near" into "about" (docs/ALIGNMENT.md):
     - focus: a priority trailing the sentence's best specific priority by more than ``FOCUS_DELTA``
       loses the excess, so a sentence about traffic lights counts for mobility, not for its neighbours;
-    - genericness: a sentence whose mean z over the specific priorities exceeds ``GENERIC_FREE`` (generic
-      technology talk that is a bit like everything) loses ``GENERIC_WEIGHT`` times the excess.
+    - genericness: a sentence whose mean z over the specific priorities other than its best one exceeds
+      ``GENERIC_FREE`` (generic technology talk that is a bit like everything) loses ``GENERIC_WEIGHT`` times
+      the excess; the best one is left out so that a sentence plainly about one topic is not called generic.
     Umbrella areas (those with sub-priorities) take no part in the focus competition."""
     priorities = priorities or load_priorities()
     m = _model(embedder, priorities)
@@ -112,7 +113,8 @@ def score_sentences(sentences: list[str], embedder,
     umbrellas = priorities.umbrellas
     specific = [i for i, p in enumerate(priorities) if p.id not in umbrellas]
     top = per[specific].max(axis=0)
-    generic = GENERIC_WEIGHT * np.maximum(0.0, per[specific].mean(axis=0) - GENERIC_FREE)
+    rest = (per[specific].sum(axis=0) - top) / max(1, len(specific) - 1)
+    generic = GENERIC_WEIGHT * np.maximum(0.0, rest - GENERIC_FREE)
     eff = per - np.maximum(0.0, top[None, :] - per - FOCUS_DELTA) - generic[None, :]
     for i, p in enumerate(priorities):
         if p.id in umbrellas:
