@@ -19,6 +19,7 @@ from ingestion.store import Store
 from . import budget, prompts
 from .chat import bounded_history, clean_rewrite, rewrite_messages
 from .cite import assign_citations
+from .evidence import choose_evidence, nothing_close
 from .gate import Gate
 from .llm import ModelError, load_llm
 from .retrieve import Retriever, detect_language
@@ -88,7 +89,7 @@ class Assistant:
         base = dict(question=question, language=language, standalone_question=standalone, passages=passages)
         if not passages:
             timings["total"] = time.perf_counter() - t0
-            yield Answer(text=prompts.REFUSAL[language], refused=True, timings=timings,
+            yield Answer(text=prompts.REFUSAL[language], refused=True, outcome="not_found", timings=timings,
                          notice=(notice + " The index is empty or nothing matched the filters.").strip(), **base)
             return
 
@@ -143,12 +144,21 @@ class Assistant:
             text, citations, checks = assign_citations(draft, passages, standalone, self._embed_sentences,
                                                        cut_off=cut_off)
         timings["cite"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
         removed = [f"{c.sentence} ({c.problem})" for c in checks if c.problem]
-        if not text:
-            yield Answer(text=prompts.REFUSAL[language], refused=True, timings=timings, notice=notice,
-                         signals=signals, removed_sentences=removed, draft=draft, draft_cut_off=cut_off, **base)
+        if not text:  # declined: quote the passages' own words when they are close, never the unchecked draft
+            t = time.perf_counter()
+            evidence = [] if nothing_close(p_nf, signals["top_dense"]) else choose_evidence(
+                standalone, "" if said_not_found else draft, passages, self.embedder.embed_passages,
+                self.embedder.embed_query)
+            timings["evidence"] = time.perf_counter() - t
+            timings["total"] = time.perf_counter() - t0
+            said = (prompts.unconfirmed_text(language, [c.quote for c in evidence]) if evidence
+                    else prompts.REFUSAL[language])
+            yield Answer(text=said, refused=True, outcome="unconfirmed" if evidence else "not_found",
+                         evidence=evidence, timings=timings, notice=notice, signals=signals,
+                         removed_sentences=removed, draft=draft, draft_cut_off=cut_off, **base)
             return
+        timings["total"] = time.perf_counter() - t0
         if writes != language:  # written in English for a Bulgarian question: say why (a refusal is in Bulgarian)
             notice = (notice + " " + prompts.WRITTEN_IN_ENGLISH.get(language, "")).strip()
         yield Answer(text=text, citations=citations, refused=False, timings=timings, notice=notice,
@@ -209,7 +219,8 @@ class Assistant:
         reason = re.split(r": | \(|\. ", why, maxsplit=1)[0].strip().rstrip(".")[:160] or "unknown error"
         text = prompts.DEGRADED[base["language"]].format(why=reason)
         cut = " The answer text already shown was not checked and is withdrawn." if draft else ""
-        return Answer(text=text, citations=cites, refused=False, timings=timings, draft=draft, model_failure=reason,
+        return Answer(text=text, citations=cites, refused=False, outcome="unconfirmed", timings=timings, draft=draft,
+                      model_failure=reason,
                       notice=(notice + f" Degraded mode: the language model failed ({reason}).{cut} "
                                        f"Showing the retrieved passages only.").strip(),
                       **base)

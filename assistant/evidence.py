@@ -23,15 +23,15 @@ import numpy as np
 from .cite import split_sentences, strip_markers
 from .types import Citation, Passage
 
-DRAFT_WEIGHT = 0.5  # weight of draft support against question similarity in a sentence's score
+DRAFT_WEIGHT = 0.75  # weight of draft support against question similarity in a sentence's score
 MAX_SENTENCES = 2  # sentences quoted at most
-SECOND_MARGIN = 0.03  # a second sentence is quoted only when it scores this close to the first
+SECOND_MARGIN = 0.05  # a second sentence is quoted only when it scores this close to the first
 MIN_WORDS = 4  # shorter pieces (list labels) say too little to quote; a Markdown heading is never quoted
 MAX_CHARS = 400  # a longer "sentence" is a table or a run-on list, not a quotable sentence
 # "not in the documents" only when the strict prompt is this sure the passages lack the answer ...
-NOT_FOUND_P = 0.5
+NOT_FOUND_P = 0.6
 # ... and the best passage is no closer to the question than this (e5 cosine)
-NOT_FOUND_DENSE = 0.85
+NOT_FOUND_DENSE = 0.886
 _WORD = re.compile(r"[^\W_]+")
 
 

@@ -306,6 +306,40 @@ def refusal_scores(outcomes: Iterable[tuple[bool, bool]]) -> dict[str, float | N
     }
 
 
+ANSWER_OUTCOMES = ("answered", "unconfirmed", "not_found")  # assistant.types.Outcome
+HELD = 0.5  # shown passages "hold the answer" when they state at least half its key facts
+
+
+def answer_or_evidence_recall(outcome: str, text: str, quotes: Sequence[str], key_facts: Sequence[str]) -> float | None:
+    """Key facts stated by the answer, or for an unconfirmed outcome by its quoted evidence (none for "not in the
+    documents"); None when there are no key facts."""
+    said = text if outcome == "answered" else " ".join(quotes) if outcome == "unconfirmed" else ""
+    return key_fact_recall(said, key_facts)
+
+
+def false_not_found(outcome: str, shown: Sequence[str], key_facts: Sequence[str]) -> float | None:
+    """1.0 when an answerable question was told "not in the documents" although the passages shown under that
+    sentence hold at least half its key facts, else 0.0 (its mean: a rate over answerable questions); None
+    without key facts."""
+    if not key_facts:
+        return None
+    if outcome != "not_found":
+        return 0.0
+    return float((key_fact_recall(" ".join(shown), key_facts) or 0.0) >= HELD)
+
+
+def outcome_counts(items: Iterable[tuple[bool, str]]) -> dict:
+    """From (answerable, outcome) pairs: how many of each outcome among answerable and unanswerable questions,
+    and the share of unanswerable questions given each (answered ones are the refusal misses)."""
+    items = list(items)
+    out: dict = {}
+    for group, want in (("answerable", True), ("unanswerable", False)):
+        got = [o for a, o in items if a == want]
+        out[group] = {o: sum(1 for x in got if x == o) for o in ANSWER_OUTCOMES}
+        out[f"{group}_share"] = {o: (out[group][o] / len(got) if got else None) for o in ANSWER_OUTCOMES}
+    return out
+
+
 def calibration(items: Sequence[tuple[float, bool, bool | None]], thresholds: Sequence[float]) -> list[dict]:
     """Refusal sweep. ``items``: (gate score, answerable, correct) where ``correct`` is whether the
     real answer was right (None when the assistant actually refused, so its answer is unknown).

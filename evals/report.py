@@ -14,7 +14,10 @@ RETRIEVAL_COLUMNS = ("doc_hit@1", "doc_hit@3", "doc_hit@5", "doc_hit@10", "doc_r
                      "fact_hit@5", "fact_recall@5", "fact_mrr",
                      "page_hit@1", "page_hit@5", "page_hit@10", "page_ndcg@10")  # page_*: only where gold names pages
 PAGE_ONLY = ("citation_page_accuracy",)  # answer metrics shown only when some gold source names a page
-ANSWER_COLUMNS = ("key_fact_recall", "token_f1", "citation_precision", "quote_validity", "grounding")
+ANSWER_COLUMNS = ("key_fact_recall", "token_f1", "citation_precision", "quote_validity", "grounding",
+                  "answer_or_evidence_recall", "false_not_found")
+OUTCOME_LABELS = {"answered": "answered", "unconfirmed": "unconfirmed (passage quoted)",
+                  "not_found": "not in the documents"}
 
 
 def write_reports(result: dict, out_dir) -> list[Path]:
@@ -59,6 +62,11 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                         if c not in PAGE_ONLY or s["answer_n"].get(c)]))
         tables.append(("Refusal (refusal = positive class)", ["metric", "value"],
                        [[k, fmt(v)] for k, v in s["refusal"].items()]))
+        if s.get("outcomes"):
+            oc = s["outcomes"]
+            tables.append(("Outcomes (questions)", ["outcome", "answerable", "unanswerable", "share of unanswerable"],
+                           [[label, fmt(oc["answerable"][o]), fmt(oc["unanswerable"][o]),
+                             fmt(oc["unanswerable_share"][o])] for o, label in OUTCOME_LABELS.items()]))
         lat = [[stage, fmt(v["p50"]), fmt(v["p95"]), fmt(v["mean"])] for stage, v in s["latency"].items()]
         lat.append(["generated tokens/s (after the first)", fmt(s["tokens_per_s"]["p50"], 1), fmt(s["tokens_per_s"]["p95"], 1),
                     fmt(s["tokens_per_s"]["mean"], 1)])
@@ -92,7 +100,15 @@ def _answer_cell(rec: dict) -> str:
     a = rec.get("answer")
     if not a:
         return ""
-    return ("[refused] " if a["refused"] else "") + a["text"]
+    outcome = a.get("outcome") or ("not_found" if a["refused"] else "answered")  # older records lack it
+    return ("" if outcome == "answered" else f"[{OUTCOME_LABELS.get(outcome, outcome)}] ") + a["text"]
+
+
+def _outcome_cell(rec: dict) -> str:
+    a = rec.get("answer")
+    if not a:
+        return ""
+    return OUTCOME_LABELS.get(a.get("outcome") or ("not_found" if a["refused"] else "answered"), "")
 
 
 def _retrieved_cell(rec: dict, ours: str) -> str:
@@ -168,6 +184,18 @@ def plots(result: dict) -> dict[str, str]:
     ax.set_xlabel("seconds")
     ax.set_ylabel("questions")
     out["Latency histogram"] = _png(fig, plt)
+    if s.get("outcomes"):
+        fig, ax = plt.subplots(figsize=(8, 2.6))
+        groups = ("answerable", "unanswerable")
+        left = [0.0, 0.0]
+        for o, label in OUTCOME_LABELS.items():
+            counts = [s["outcomes"][g][o] for g in groups]
+            ax.barh(groups, counts, left=left, label=label)
+            left = [x + c for x, c in zip(left, counts)]
+        ax.set_xlabel("questions")
+        ax.set_title("Outcomes")
+        ax.legend(fontsize=8, loc="lower right")
+        out["Outcomes"] = _png(fig, plt)
     cal = s.get("calibration")
     if cal:
         fig, ax = plt.subplots(figsize=(8, 3.4))
@@ -217,20 +245,24 @@ def html(result: dict, images: dict[str, str]) -> str:
                      f"src='data:image/png;base64,{data}'>")
     for caption, header, rows in _tables(result):
         parts.append(f"<h2>{escape(caption)}</h2>{_html_table(header, rows)}")
-    parts.append("<h2>Per question</h2><table><tr><th>id</th><th>question</th><th>answer</th>"
+    parts.append("<h2>Per question</h2><table><tr><th>id</th><th>question</th><th>outcome</th><th>answer</th>"
                  "<th>citations / retrieved</th><th>checks</th></tr>")
     for r in result["questions"]:
         a = r.get("answer")
         cites = ("<br>".join(escape(f"[{c['n']}] {c['doc']} {c['section']} {c['page']}: \u201c{c['quote']}\u201d"
                                     + ("" if c["quote_valid"] else " (quote not in passage)"))
                              for c in a["citations"]) if a else escape(_retrieved_cell(r, meta["ours"])))
+        if a and a.get("evidence"):  # an unconfirmed outcome: its quoted sentences are its sources
+            cites = "<br>".join(escape(f"[{c['n']}] {c['doc']} {c['section']} {c['page']}: \u201c{c['quote']}\u201d")
+                                for c in a["evidence"])
         checks = "<br>".join(f"<span class='{'pass' if ok else 'fail'}'>{'✓' if ok else '✗'} {escape(name)}</span>"
                              for name, ok in r["checks"].items())
         missing = f"<br><i>not in cited text: {escape(', '.join(a['missing']))}</i>" if a and a["missing"] else ""
         if a and a.get("removed"):  # optional: records from older runs (reused by --resume) lack it
             missing += "<br><i>removed by the citation check: " + escape("; ".join(a["removed"])) + "</i>"
         parts.append(f"<tr><td>{escape(r['id'])}<br>{escape(r['persona'])} {escape(r['lang'])}</td>"
-                     f"<td class='q'>{escape(r['question'])}</td><td class='a'>{escape(_answer_cell(r))}{missing}</td>"
+                     f"<td class='q'>{escape(r['question'])}</td><td>{escape(_outcome_cell(r))}</td>"
+                     f"<td class='a'>{escape(_answer_cell(r))}{missing}</td>"
                      f"<td>{cites}</td><td>{checks}</td></tr>")
     parts.append("</table></body></html>")
     return "\n".join(parts)

@@ -248,7 +248,10 @@ def score_answer(q: GoldQuestion, ans, pages: dict | None = None, glossary=()) -
     """Every answer-level number for one question (pure given the Answer object, page lookup and glossary)."""
     cited = [(c, cited_passage(c, ans.passages)) for c in ans.citations]
     refs = [M.Ref.of(p, pages) for _, p in cited if p is not None]
-    kfr = M.key_fact_recall(ans.text, q.key_facts) if q.answerable else None
+    # the answer alone: an unconfirmed outcome's text quotes the passages, which ``answer_or_evidence_recall`` counts
+    kfr = M.key_fact_recall("" if ans.refused else ans.text, q.key_facts) if q.answerable else None
+    outcome = getattr(ans, "outcome", "not_found" if ans.refused else "answered")
+    evidence = list(getattr(ans, "evidence", []))
     f1 = M.token_f1(ans.text, q.reference_answer) if q.answerable else None
     ground, missing = (None, []) if ans.refused else G.grounding(ans.text, [r.text for r in refs], glossary)
     if not q.answerable:
@@ -270,7 +273,14 @@ def score_answer(q: GoldQuestion, ans, pages: dict | None = None, glossary=()) -
             "grounding": ground,
             "citation_page_accuracy": None if ans.refused else M.citation_page_accuracy(
                 [(c.doc, c.page) for c in ans.citations], q.gold_sources),
+            "answer_or_evidence_recall": M.answer_or_evidence_recall(
+                outcome, ans.text, [c.quote for c in evidence], q.key_facts) if q.answerable else None,
+            "false_not_found": M.false_not_found(outcome, [p.text for p in ans.passages], q.key_facts)
+            if q.answerable else None,
         },
+        "outcome": outcome,
+        "evidence": [{"n": c.n, "doc": c.doc, "section": c.section, "page": c.page, "quote": c.quote}
+                     for c in evidence],
         "missing": missing, "timings": dict(ans.timings), "tokens_per_s": tokens_per_s(ans),
         # what the model wrote before the citation check, and what the check took out and why
         "draft": ans.draft, "draft_cut_off": ans.draft_cut_off, "removed": list(ans.removed_sentences),
@@ -358,6 +368,8 @@ def summarize(records: list[QuestionRecord], retrieval_only: bool) -> Summary:
     summary.answer_n = {m: v["n"] for m, v in M.mean_scores(rows).items()}
     summary.breakdown["answer"] = M.breakdown(rows, [g for g, r in zip(groups, records) if r.get("answer")], by)
     summary.refusal = M.refusal_scores((r["answerable"], r["answer"]["refused"]) for r in answered)
+    summary.outcomes = M.outcome_counts((r["answerable"], r["answer"].get("outcome")
+                                         or ("not_found" if r["answer"]["refused"] else "answered")) for r in answered)
     stages = list(dict.fromkeys(s for r in answered for s in r["answer"]["timings"]))
     summary.latency = {s: M.latency_summary([r["answer"]["timings"].get(s) for r in answered]) for s in stages}
     summary.tokens_per_s = M.latency_summary([r["answer"]["tokens_per_s"] for r in answered])

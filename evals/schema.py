@@ -55,6 +55,8 @@ class AnswerRecord(TypedDict):
     draft_cut_off: bool
     removed: list[str]
     signals: dict[str, float]
+    outcome: str  # assistant.types.Outcome: answered, unconfirmed or not_found
+    evidence: list[dict[str, Any]]  # an unconfirmed outcome's quoted sentences with doc, section and page
 
 
 class QuestionRecord(TypedDict, total=False):
@@ -156,11 +158,13 @@ class Summary:
     latency: dict[str, Stats] | None = None  # per stage of the answer
     tokens_per_s: Stats | None = None
     calibration: Calibration | None = None
+    # answered / unconfirmed / not_found among answerable and unanswerable questions (metrics.outcome_counts)
+    outcomes: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         if self.answer is None:
-            for name in ("answer", "answer_n", "refusal", "latency", "tokens_per_s", "calibration"):
+            for name in ("answer", "answer_n", "refusal", "latency", "tokens_per_s", "calibration", "outcomes"):
                 del out[name]
         return out
 

@@ -41,14 +41,16 @@ def declined(answer: dict) -> bool:
     return bool(answer.get("refused"))
 
 
-def prepare(records: list[dict], questions: dict, bot) -> list[dict]:
-    """Per question: passages' sentences, their cosines with draft and question, signals, key facts."""
+def prepare(records: list[dict], questions: dict, bot, evidence: bool = True, records_only: bool = False) -> list[dict]:
+    """Per question: passages' sentences, their cosines with draft and question (``evidence``), signals, key facts."""
     rows = []
     by_id = {r["id"]: r for r in records}
     for q in questions.values():  # a question the run has not reached yet still measures question-only evidence
         a = (by_id.get(q.id) or {}).get("answer") or {}
+        if (not evidence or records_only) and not a:
+            continue
         passages = bot.passages_for(q.question)
-        sentences = E.passage_sentences(passages)
+        sentences = E.passage_sentences(passages) if evidence else []
         drafted = [] if says_not_found(a.get("draft") or "") else E.draft_sentences(a.get("draft") or "")
         vecs = bot.embedder.embed_passages(drafted + [s for _, s in sentences]) if sentences else np.zeros((0, 1))
         d_vec, s_vec = vecs[: len(drafted)], vecs[len(drafted):]
@@ -67,7 +69,7 @@ def prepare(records: list[dict], questions: dict, bot) -> list[dict]:
 def evidence_table(rows: list[dict]) -> list[dict]:
     """Over the questions the run answered; plus the question-only rules over every answerable dev question."""
     out = []
-    everyone = [r for r in rows if r["answerable"] and r["key_facts"] and r["sentences"]]
+    everyone = [r for r in rows if r["answerable"] and r["key_facts"] and r["sentences"]]  # with --records-only: run's
     for most, margin in SHAPES:
         quotes = [(" ".join(c.sentence for c in E.pick(E.score_candidates(r["sentences"], None, r["question_sims"]),
                                                        most, margin)), r["key_facts"]) for r in everyone]
@@ -118,6 +120,8 @@ def main() -> int:
     ap.add_argument("run", type=Path, help="the --out folder of a `sofia-qa eval --split dev` run")
     ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     ap.add_argument("--json", type=Path, help="also write both tables to this file")
+    ap.add_argument("--records-only", action="store_true", help="only the questions the run answered")
+    ap.add_argument("--not-found-only", action="store_true", help="only the not-found table (no sentence embedding)")
     args = ap.parse_args()
     path = args.run / "records.jsonl"
     if not path.is_file():
@@ -129,8 +133,8 @@ def main() -> int:
     from assistant.answer import Assistant
 
     bot = Assistant()  # the model is loaded lazily and never used here
-    rows = prepare(records, questions, bot)
-    ev = evidence_table(rows)
+    rows = prepare(records, questions, bot, evidence=not args.not_found_only, records_only=args.records_only)
+    ev = [] if args.not_found_only else evidence_table(rows)
     nf = not_found_table(rows)
     done = [r for r in rows if r["recorded"]]
     print(f"{len(done)} dev questions in the run ({sum(r['answerable'] for r in done)} answerable, "

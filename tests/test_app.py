@@ -125,11 +125,12 @@ def test_question_streams_an_answer_with_citation_cards(client):
     assert reading and "Reading these passages" in reading[0] and "sqa-card" in reading[0], outputs[:3]
 
 
-def test_the_english_box_answers_a_bulgarian_question_in_english_with_a_note(client):
+def test_a_bulgarian_question_is_answered_in_english_with_a_note_unless_the_box_asks_for_bulgarian(client):
     from assistant import prompts
 
     question = "Колко струва първото оценяване за златен етикет?"
-    messages, _box = client.submit(question, [], [], [], True, api_name="/ask").result(timeout=ANSWER_TIMEOUT)
+    # the box ("answer Bulgarian questions in Bulgarian") left unticked: the default, English
+    messages, _box = client.submit(question, [], [], [], False, api_name="/ask").result(timeout=ANSWER_TIMEOUT)
     html = last_message(messages)
     assert "8,250" in html and "sqa-refused" not in html, html
     assert "cost" in html.lower() and prompts.WRITTEN_IN_ENGLISH["bg"].split(":")[0] in html

@@ -34,30 +34,31 @@ def test_unanswerable_question_is_refused_with_closest_passages(assistant):
     assert a.passages, "a refusal still shows the closest passages"
 
 
-def test_bulgarian_question_gets_a_bulgarian_answer(assistant):
-    a = assistant.ask("Колко струва първото оценяване за златен етикет?")
+def test_bulgarian_question_gets_a_bulgarian_answer_when_asked_for(assistant):
+    a = assistant.ask("Колко струва първото оценяване за златен етикет?", answer_language="question")
     assert a.language == "bg"
     assert detect_language(a.text) == "bg"  # refusals are in Bulgarian too
     if not a.refused:  # correctness is the evaluation suite's job; here: cited, from the labels document
         assert a.citations and a.citations[0].doc == "cluster-excellence-labels.md"
 
 
-def test_answers_in_english_when_set_with_a_note_in_the_askers_language(assistant):
-    """SOFIA_QA_ANSWER_LANGUAGE=en: a Bulgarian question gets its answer in English (the documents' language, which
-    the bundled model writes far more reliably), a note in Bulgarian saying so, and refusals stay Bulgarian."""
-    from dataclasses import replace
-
+def test_answers_in_english_by_default_with_a_note_in_the_askers_language(assistant):
+    """By default (SOFIA_QA_ANSWER_LANGUAGE=en) a Bulgarian question gets its answer in English (the documents'
+    language, which the bundled model writes far more reliably), a note in Bulgarian saying so, and the outcome
+    texts of a question without a confirmed answer stay Bulgarian."""
     from assistant import prompts
+    from ingestion.config import Settings
 
-    english = Assistant(replace(assistant.settings, answer_language="en"), store=assistant.store,
-                        embedder=assistant.embedder, llm=assistant.llm, gate=assistant.gate)
+    assert Settings().answer_language == "en"
+    english = assistant
     a = english.ask("Колко струва първото оценяване за златен етикет?")
-    assert a.language == "bg" and not a.refused
+    assert a.language == "bg" and not a.refused and a.outcome == "answered"
     assert detect_language(a.text) == "en" and "8,250" in a.text
     assert a.citations and a.citations[0].doc == "cluster-excellence-labels.md"
     assert a.notice == prompts.WRITTEN_IN_ENGLISH["bg"]
     plain = english.ask("Колко е населението на Пловдив през 2021 година?")
-    assert plain.refused and plain.text == prompts.REFUSAL["bg"] and not plain.notice
+    assert plain.refused and not plain.notice
+    assert plain.text.startswith((prompts.REFUSAL["bg"], prompts.UNCONFIRMED["bg"])), plain.text
     asked_in_english = english.ask("How much does a first-time Gold label assessment cost?")
     assert not asked_in_english.notice
     with pytest.raises(ValueError, match="answer_language 'fr'"):  # per question too (the app's box)
@@ -163,6 +164,40 @@ def test_ask_json_cli(corpus_index):
     assert set(data) >= {"answer", "citations", "refused", "timings"}
     for c in data["citations"]:
         assert set(c) >= {"n", "doc", "title", "page", "section", "quote", "source_url", "score"}
+
+
+UNCONFIRMED_QUESTION = "How do Sofia RIS3's priorities relate to the four thematic areas of the national ISSS 2014–2020?"
+NOT_FOUND_QUESTION = "What is the population of Plovdiv in 2021?"
+# questions whose outcome is far from both decisions on the development run (docs/PERFORMANCE-HISTORY.md): the gate
+# is sure of the first, declines the second over passages that hold its answer, and the strict prompt is sure the
+# passages lack the third
+OUTCOME_QUESTIONS = [
+    ("answered", "What does a first-time Gold label assessment cost?"),
+    ("unconfirmed", UNCONFIRMED_QUESTION),
+    ("not_found", NOT_FOUND_QUESTION),
+]
+
+
+@pytest.mark.parametrize("outcome, question", OUTCOME_QUESTIONS, ids=[o for o, _ in OUTCOME_QUESTIONS])
+def test_ask_json_cli_reports_the_outcome_and_its_evidence(corpus_index, outcome, question):
+    from assistant import prompts
+
+    settings, _ = corpus_index
+    out = run_cli("ask", question, "--json", "--db", str(settings.db))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["outcome"] == outcome, data
+    assert data["refused"] == (outcome != "answered")
+    if outcome == "answered":
+        assert data["citations"] and not data["evidence"]
+    elif outcome == "unconfirmed":
+        assert data["answer"].startswith(prompts.UNCONFIRMED["en"]) and prompts.REFUSAL["en"] not in data["answer"]
+        assert 1 <= len(data["evidence"]) <= 2 and not data["citations"]
+        for i, e in enumerate(data["evidence"], 1):
+            assert e["n"] == i and e["doc"] and e["passage_n"] >= 1
+            assert f"“{e['quote']}” [{i}]" in data["answer"]  # quoted verbatim in the text, with its number
+    else:
+        assert data["answer"] == prompts.REFUSAL["en"] and not data["evidence"] and not data["citations"]
 
 
 def test_ask_cli_names_the_passages_it_reads_on_stderr(corpus_index):

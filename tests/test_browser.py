@@ -77,22 +77,62 @@ def test_chat_answer_shows_citation_cards(page, tmp_path):
     assert not page.errors, page.errors
 
 
-def test_the_english_box_answers_a_bulgarian_question_in_english(page):
+def ask(page, question: str):
+    """Ask in a fresh conversation of the Chat tab and return the final answer message."""
     open_tab(page, "Chat")
-    box = page.locator("#sqa-english input[type=checkbox]")
-    assert not box.is_checked()  # the default: answers in the question's language
-    box.check()
+    # a fresh conversation: an earlier turn would have the model rewrite the question as a follow-up
+    page.locator("#sqa-clear").click()
+    page.wait_for_function("document.querySelectorAll('#sqa-chat .sqa-answer').length == 0", timeout=30_000)
     answers = page.locator("#sqa-chat .sqa-answer:not(.sqa-reading)")
     before = answers.count()
-    page.locator("#sqa-question textarea").fill("Колко струва първото оценяване за златен етикет?")
+    page.locator("#sqa-question textarea").fill(question)
     page.locator("#sqa-ask").click()
     page.wait_for_function(f"document.querySelectorAll('#sqa-chat .sqa-answer:not(.sqa-reading)').length > {before}",
                            timeout=ANSWER_TIMEOUT * 1000)
-    answer = answers.last
+    return answers.last
+
+
+def test_a_bulgarian_question_is_answered_in_english_by_default(page):
+    """The answered outcome, for a Bulgarian asker: English (the box asks for Bulgarian instead), with the note."""
+    open_tab(page, "Chat")
+    box = page.locator("#sqa-bulgarian input[type=checkbox]")
+    assert not box.is_checked()  # the default: English answers, which the bundled model gets right more often
+    assert "Bulgarian" in page.locator("#sqa-bulgarian").inner_text()
+    answer = ask(page, "Колко струва първото оценяване за златен етикет?")
     text = answer.locator(".sqa-text").inner_text()
     assert "8,250" in text and "cost" in text.lower(), text
     assert "Отговорът е на английски" in answer.locator(".sqa-notice").inner_text()
-    box.uncheck()
+    assert "sqa-unconfirmed" not in answer.get_attribute("class") and answer.locator(".sqa-evidence").count() == 0
+    assert not page.errors, page.errors
+
+
+def test_an_unconfirmed_answer_quotes_the_passage_highlighted_in_its_card(page):
+    from assistant import prompts
+    from test_assistant import UNCONFIRMED_QUESTION
+
+    answer = ask(page, UNCONFIRMED_QUESTION)
+    assert "sqa-unconfirmed" in answer.get_attribute("class")
+    text = answer.locator(".sqa-text").inner_text()
+    assert text.startswith(prompts.UNCONFIRMED["en"]) and prompts.REFUSAL["en"] not in text, text
+    cards = answer.locator(".sqa-card.sqa-evidence")
+    assert 1 <= cards.count() <= 2
+    quote = cards.first.locator("mark").inner_text().strip()
+    assert quote and f"“{quote}”" in text  # the sentence quoted in the text is the one marked in its card
+    answer.evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(ARTIFACTS / "chat-unconfirmed.png"), full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_not_in_the_documents_only_when_nothing_is_close(page):
+    from assistant import prompts
+    from test_assistant import NOT_FOUND_QUESTION
+
+    answer = ask(page, NOT_FOUND_QUESTION)
+    assert "sqa-not-found" in answer.get_attribute("class")
+    assert answer.locator(".sqa-text").inner_text().strip() == prompts.REFUSAL["en"]
+    assert answer.locator(".sqa-evidence").count() == 0 and answer.locator("mark").count() == 0
+    assert answer.locator(".sqa-card").count() >= 1  # the closest passages are still shown
+    page.screenshot(path=str(ARTIFACTS / "chat-not-found.png"), full_page=True)
     assert not page.errors, page.errors
 
 

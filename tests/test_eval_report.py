@@ -257,11 +257,58 @@ def test_answer_scoring_and_full_report(tmp_path):
                        "started": "now"}, "summary": summary.to_json(), "questions": records}
     write_reports(result, tmp_path)
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert "Refusal calibration" in html and html.count("data:image/png;base64,") == 2  # latency + calibration
+    # latency, outcomes and calibration
+    assert "Refusal calibration" in html and html.count("data:image/png;base64,") == 3 and "alt='Outcomes'" in html
     assert "Fee &lt;for&gt; companies?" in html and "not in cited text: 2015" in html
     assert "removed by the citation check: The 2030 budget is 5 million." in html
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "(chosen)" in md and "key_fact_recall" in md
+
+
+def test_outcomes_are_scored_counted_and_reported(tmp_path):
+    """An unconfirmed outcome is scored on its quoted evidence, a "not in the documents" over passages that hold the
+    answer counts as false, and the report has the outcome table, column and bar."""
+    from assistant.types import Citation
+
+    fee = GoldQuestion(id="fee", question="Fee?", key_facts=("8250 BGN", "January|Jan"), persona="member")
+    founded = GoldQuestion(id="f", question="When?", key_facts=("2012",), persona="committee")
+    unans = GoldQuestion(id="u", question="Budget for 2030?", answerable=False, persona="member")
+    quoted = _answer("I could not confirm an answer from the documents. …", [], refused=True, gate=0.2)
+    quoted.outcome = "unconfirmed"
+    quoted.evidence = [Citation(n=1, doc="fees.md", title="", page="", section="Annual fee", source_url="", score=0.5,
+                                quote="The annual membership fee is 8 250 BGN for companies.", passage_n=1)]
+    unconfirmed = score_answer(fee, quoted)
+    assert unconfirmed["outcome"] == "unconfirmed" and unconfirmed["evidence"][0]["doc"] == "fees.md"
+    assert unconfirmed["scores"]["key_fact_recall"] == 0.0  # the answer alone states nothing
+    assert unconfirmed["scores"]["answer_or_evidence_recall"] == 0.5  # the quote states the fee, not the month
+    assert unconfirmed["scores"]["false_not_found"] == 0.0
+    missed = score_answer(founded, _answer("The documents do not answer this question.", [], refused=True, gate=0.1))
+    assert missed["outcome"] == "not_found" and missed["scores"]["false_not_found"] == 1.0  # passage 2 says 2012
+    right = score_answer(unans, _answer("The documents do not answer this question.", [], refused=True, gate=0.1))
+    assert right["scores"]["false_not_found"] is None and right["scores"]["answer_or_evidence_recall"] is None
+
+    records = []
+    for q, a in ((fee, unconfirmed), (founded, missed), (unans, right)):
+        rec = {"id": q.id, "question": q.question, "split": "", "persona": q.persona, "lang": q.lang,
+               "answerable": q.answerable, "gold_sources": [], "fact_ids": [], "key_facts": list(q.key_facts),
+               "retrieval": {}, "answer": a}
+        rec["checks"] = checks(rec)
+        records.append(rec)
+    summary = summarize(records, retrieval_only=False)
+    assert summary.outcomes["answerable"] == {"answered": 0, "unconfirmed": 1, "not_found": 1}
+    assert summary.outcomes["unanswerable_share"]["not_found"] == 1.0
+    assert summary.answer["false_not_found"] == 0.5 and summary.answer["answer_or_evidence_recall"] == 0.25
+    assert summary.refusal["refusal_recall"] == 1.0  # both outcomes are refusals
+    result = {"meta": {"dataset": "hand-made", "split": "all", "questions": 3, "retrieval_only": False,
+                       "systems": [], "ours": "hybrid", "k": 5, "embed_model": "m", "index": "-", "collection": "-",
+                       "started": "now"}, "summary": summary.to_json(), "questions": records}
+    write_reports(result, tmp_path)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<th>outcome</th>" in html and "<td>unconfirmed (passage quoted)</td>" in html
+    assert "<td>not in the documents</td>" in html and "alt='Outcomes'" in html
+    assert "“The annual membership fee is 8 250 BGN for companies.”" in html
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "## Outcomes (questions)" in md and "answer_or_evidence_recall" in md and "false_not_found" in md
 
 
 def test_a_broken_evals_dependency_fails_loudly_instead_of_dropping_the_eval_command():

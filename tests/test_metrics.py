@@ -280,3 +280,27 @@ def test_grounding_of_a_bulgarian_answer_accepts_english_months_and_glossary_nam
     assert G.grounding("Решението взе Общото събрание [1].", ["The General Assembly decided."], glossary) == (1.0, [])
     # a month that is not the one in the passage is still missing
     assert G.grounding("През май 2019 г. членовете са 43.", sources[:1], glossary)[1] == ["май 2019"]
+
+
+def test_answer_or_evidence_recall_counts_the_quotes_only_for_an_unconfirmed_outcome():
+    facts = ["8,250|8250", "January"]
+    assert M.answer_or_evidence_recall("answered", "It costs EUR 8,250 in January.", [], facts) == 1.0
+    assert M.answer_or_evidence_recall("unconfirmed", "I could not confirm ...", ["The fee is 8 250 euros."], facts) == 0.5
+    assert M.answer_or_evidence_recall("not_found", "The documents do not answer 8250", ["8250"], facts) == 0.0
+    assert M.answer_or_evidence_recall("answered", "anything", [], []) is None
+
+
+def test_false_not_found_needs_half_the_key_facts_in_the_shown_passages():
+    facts = ["Berlin", "2009", "ESCA"]
+    assert M.false_not_found("not_found", ["ESCA is in Berlin."], facts) == 1.0  # two of three: the answer is there
+    assert M.false_not_found("not_found", ["ESCA was founded", "in Brussels"], facts) == 0.0  # one of three
+    assert M.false_not_found("unconfirmed", ["ESCA is in Berlin since 2009."], facts) == 0.0
+    assert M.false_not_found("not_found", ["anything"], []) is None
+
+
+def test_outcome_counts_split_answerable_and_unanswerable():
+    out = M.outcome_counts([(True, "answered"), (True, "unconfirmed"), (False, "unconfirmed"), (False, "not_found"),
+                            (False, "not_found"), (False, "answered")])
+    assert out["answerable"] == {"answered": 1, "unconfirmed": 1, "not_found": 0}
+    assert out["unanswerable"] == {"answered": 1, "unconfirmed": 1, "not_found": 2}
+    assert out["unanswerable_share"]["not_found"] == 0.5 and M.outcome_counts([])["answerable_share"]["answered"] is None
