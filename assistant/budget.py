@@ -22,9 +22,9 @@ from .types import Passage
 
 TokenCounter = Callable[[str], int]
 
-# Weights fitted (least squares, non-negative) against the bundled model's own tokenizer over the chunks of our
-# corpus and of the SEC-10-Q filings: Qwen reads every digit as a token, most words as one, punctuation mostly
-# alone. SAFETY scales the fit up so that an estimate rarely falls short of the real count.
+# Weights fitted (least squares, non-negative) against the bundled model's own tokenizer on our corpus's chunks and
+# checked on SEC-10-Q filing text: Qwen reads every digit as a token, most words as one, punctuation mostly alone.
+# SAFETY scales the fit up so that an estimate rarely falls short of the real count.
 _DIGIT, _CYRILLIC, _PUNCT = re.compile(r"\d"), re.compile(r"[\u0400-\u04FF]"), re.compile(r"[^\w\s]")
 _W_DIGIT, _W_CYRILLIC, _W_PUNCT, _W_SPACE, _W_LETTER = 1.17, 0.24, 0.95, 0.92, 0.033
 SAFETY = 1.05
