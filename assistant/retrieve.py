@@ -1,4 +1,5 @@
-"""Hybrid retrieval: dense (Chroma) + BM25 (LlamaIndex), fused by score, deduplicated, neighbours merged.
+"""Hybrid retrieval: dense (Chroma) + BM25 (LlamaIndex), fused (calibrated scores, confidence weights),
+deduplicated, neighbours merged.
 
 BM25 is lexical, so it only compares a question with passages in the same script: a Bulgarian
 question is matched lexically against Bulgarian chunks only, and finds English passages through
@@ -7,6 +8,7 @@ the multilingual embedding (BM25 of Cyrillic queries over English text only adds
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -20,6 +22,11 @@ from ingestion.types import Chunk
 from .types import Passage, is_glossary
 
 Mode = Literal["hybrid", "dense", "bm25"]  # which retrievers a ``Retriever`` runs
+RRF_K = 60  # reciprocal-rank constant of Cormack et al. (2009): neighbouring ranks count nearly alike
+# the fusion's weights, chosen on the development questions of our gold set and of SEC-10-Q
+# (docs/PERFORMANCE-HISTORY.md, "Fusion that holds across corpora")
+DENSE_BASE = 0.6  # the dense list's weight when both lists are equally confident
+CONFIDENCE_SWING = 0.25  # how far the more confident list pulls the weight (0.35..0.85)
 
 BG_STOPWORDS = ["и", "на", "за", "в", "във", "от", "да", "се", "е", "с", "със", "по", "че", "са", "не", "как",
                 "какво", "кои", "кой", "коя", "кога", "къде", "колко", "ли", "ще", "има", "ги", "го", "я", "а"]
@@ -60,9 +67,81 @@ def translate_terms(question: str, pairs: Sequence[tuple[tuple[str, ...], str]])
     return " ".join(dict.fromkeys(found))
 
 
-def fuse(dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]],
-         dense_weight: float = 0.6) -> list[tuple[Chunk, float, float, float]]:
-    """Relative-score fusion. Each list is scaled by its own best score, then mixed.
+def fuse(dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]]
+         ) -> list[tuple[Chunk, float, float, float]]:
+    """The product's fusion: calibrated scores (``zfuse``), each list weighted by its confidence (``dense_share``).
+
+    Returns (chunk, fused 0..1, dense_cosine, bm25_relative) sorted by fused score, one row per chunk.
+    """
+    return zfuse(dense, lexical, dense_share(dense, lexical))
+
+
+def _z(hits: Sequence[tuple[Chunk, float]]) -> tuple[dict[str, float], float]:
+    """Each chunk's score as a z-score within its own list (the best when a chunk is listed twice), and the
+    lowest z, which a chunk missing from the list gets."""
+    scores = [s for _, s in hits]
+    mean = sum(scores) / len(scores)
+    sd = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5 or 1.0
+    z: dict[str, float] = {}
+    for chunk, s in hits:
+        z[chunk.chunk_id] = max(z.get(chunk.chunk_id, -math.inf), (s - mean) / sd)
+    return z, (min(scores) - mean) / sd
+
+
+def zfuse(dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]],
+          dense_weight: float = 0.6) -> list[tuple[Chunk, float, float, float]]:
+    """Score fusion after per-retriever calibration: each list's scores become z-scores within that list, so a
+    cosine (spread over a few hundredths) and a BM25 score (over tens) weigh alike; then mixed by weight.
+
+    Returns (chunk, fused, dense_cosine, bm25_relative) sorted by fused score, one row per chunk; the fused score
+    is rescaled to 0..1 over the rows (the best 1). An empty list gives the other all the weight.
+    """
+    if not dense and not lexical:
+        return []
+    w_d = dense_weight if lexical else 1.0
+    w_b = (1.0 - dense_weight) if dense else 1.0
+    z_d, floor_d = _z(dense) if dense else ({}, 0.0)
+    z_b, floor_b = _z(lexical) if lexical else ({}, 0.0)
+    top_b = max((s for _, s in lexical), default=0.0)
+    chunks: dict[str, Chunk] = {}
+    cosine: dict[str, float] = {}
+    bm25: dict[str, float] = {}
+    for c, s in dense:
+        chunks.setdefault(c.chunk_id, c)
+        cosine[c.chunk_id] = max(cosine.get(c.chunk_id, 0.0), s)
+    for c, s in lexical:
+        chunks.setdefault(c.chunk_id, c)
+        bm25[c.chunk_id] = max(bm25.get(c.chunk_id, 0.0), s / top_b if top_b > 0 else 0.0)
+    raw = {i: w_d * z_d.get(i, floor_d) + w_b * z_b.get(i, floor_b) for i in chunks}
+    low, high = min(raw.values()), max(raw.values())
+    out = [(c, (raw[i] - low) / (high - low) if high > low else 1.0, cosine.get(i, 0.0), bm25.get(i, 0.0))
+           for i, c in chunks.items()]
+    out.sort(key=lambda r: (-r[1], r[0].chunk_id))
+    return out
+
+
+def list_confidence(hits: Sequence[tuple[Chunk, float]]) -> float:
+    """How far a list's best score stands above the list, in the list's own standard deviations (0 for fewer
+    than two hits or equal scores). Scale-free, so a cosine list and a BM25 list compare."""
+    scores = [s for _, s in hits]
+    if len(scores) < 2:
+        return 0.0
+    mean = sum(scores) / len(scores)
+    sd = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+    return max(0.0, (scores[0] - mean) / sd) if sd > 0 else 0.0
+
+
+def dense_share(dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]]) -> float:
+    """The dense list's weight: ``DENSE_BASE``, moved by up to ``CONFIDENCE_SWING`` toward the list whose best
+    hit stands out more from its own list (``list_confidence``): that retriever is trusted on this question."""
+    c_d, c_b = list_confidence(dense), list_confidence(lexical)
+    lean = 0.0 if c_d + c_b == 0 else (c_d - c_b) / (c_d + c_b)
+    return DENSE_BASE + CONFIDENCE_SWING * lean
+
+
+def rsf(dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]],
+        dense_weight: float = 0.6) -> list[tuple[Chunk, float, float, float]]:
+    """Relative-score fusion (the earlier default). Each list is scaled by its own best score, then mixed.
 
     Returns (chunk, fused, dense_cosine, bm25_relative) sorted by fused score, one row per chunk.
     """
@@ -81,6 +160,33 @@ def fuse(dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, fl
     for chunk, d, b in rows.values():
         rel_d = d / top_d if top_d > 0 else 0.0
         out.append((chunk, w_d * rel_d + w_b * b, d, b))
+    out.sort(key=lambda r: (-r[1], r[0].chunk_id))
+    return out
+
+
+def rrf(dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]], k: float = 60.0,
+        dense_weight: float = 0.5) -> list[tuple[Chunk, float, float, float]]:
+    """Reciprocal-rank fusion: a chunk scores ``w / (k + rank)`` in each list that holds it (rank from 1).
+
+    Ranks, not scores, so neither retriever's scale decides. The fused score is divided by the best a chunk
+    could reach (first in both lists), so it stays in 0..1. Returns (chunk, fused, dense_cosine, bm25_relative)
+    sorted by fused score, one row per chunk; an empty list gives the other all the weight.
+    """
+    w_d = dense_weight if lexical else 1.0
+    w_b = (1.0 - dense_weight) if dense else 1.0
+    top_b = max((s for _, s in lexical), default=0.0)
+    rows: dict[str, list] = {}
+    for weight, hits, col in ((w_d, dense, 2), (w_b, lexical, 3)):
+        seen: set[str] = set()
+        for rank, (chunk, s) in enumerate(hits, start=1):
+            if chunk.chunk_id in seen:  # a chunk found twice (glossary terms) counts at its best rank
+                continue
+            seen.add(chunk.chunk_id)
+            row = rows.setdefault(chunk.chunk_id, [chunk, 0.0, 0.0, 0.0])
+            row[1] += weight / (k + rank)
+            row[col] = s if col == 2 else (s / top_b if top_b > 0 else 0.0)
+    best = ((w_d if dense else 0.0) + (w_b if lexical else 0.0)) / (k + 1) or 1.0
+    out = [(c, f / best, d, b) for c, f, d, b in rows.values()]
     out.sort(key=lambda r: (-r[1], r[0].chunk_id))
     return out
 
@@ -227,6 +333,12 @@ class Retriever:
     # ------------------------------------------------------------------ public
     def retrieve(self, question: str, k: int | None = None, filters: dict | None = None) -> list[Passage]:
         k = k or self.settings.top_k
+        dense, lexical = self.candidates(question, filters)
+        return rank(question, dense, lexical, k)
+
+    def candidates(self, question: str, filters: dict | None = None) -> tuple[list, list]:
+        """(dense hits, BM25 hits) for ``question``, each [(chunk, score)] best first; empty for a mode's absent
+        retriever."""
         language = detect_language(question)
         dense = []
         if self.mode in ("hybrid", "dense"):
@@ -238,8 +350,14 @@ class Retriever:
                 english = translate_terms(question, self._glossary)
                 if english:
                     lexical += self._lexical(english, "en", self.settings.bm25_k, filters)
-        rows = fuse(dense, lexical)
-        passages = merge_neighbours(one_glossary_chunk(rows)[: max(k, 1) * 2])[:k]
-        for n, p in enumerate(passages, start=1):
-            p.n = n
-        return passages
+        return dense, lexical
+
+
+def rank(question: str, dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]],
+         k: int) -> list[Passage]:
+    """The first ``k`` passages: both lists fused, one glossary chunk at most, neighbours merged, numbered."""
+    rows = fuse(dense, lexical)
+    passages = merge_neighbours(one_glossary_chunk(rows)[: max(k, 1) * 2])[:k]
+    for n, p in enumerate(passages, start=1):
+        p.n = n
+    return passages

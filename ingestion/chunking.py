@@ -11,6 +11,7 @@ import hashlib
 import re
 from typing import Callable
 
+from .context import chunk_header, document_label, document_period
 from .types import Chunk, Document, Section
 
 CountTokens = Callable[[str], int]
@@ -22,8 +23,9 @@ MIN_TEXT_TOKENS = 48
 def chunk_document(doc: Document, count: CountTokens, budget: int, embed_model: str) -> list[Chunk]:
     """Split ``doc`` into chunks whose ``embed_text()`` fits in ``budget`` tokens."""
     spans: list[tuple[Section, int, int]] = []
+    label, period = document_label(doc), document_period(doc)
     for section in doc.sections:
-        header = _header(doc.title, section.heading_path)
+        header = chunk_header(label, period, section.heading_path)
         room = max(MIN_TEXT_TOKENS, budget - count(header) - 1)
         for start, end in _pack(section.text, count, room):
             spans.append((section, section.start + start, section.start + end))
@@ -42,13 +44,9 @@ def chunk_document(doc: Document, count: CountTokens, budget: int, embed_model: 
             doc_type=doc.doc_type, language=doc.language, text=text, start=start, end=end,
             heading_path=section.heading_path, page_start=section.page, page_end=section.page,
             source_urls=tuple(urls), content_hash=content_hash, doc_hash=doc.content_hash,
-            doc_chunks=len(chunks), embed_model=embed_model, fact_ids=facts,
+            doc_chunks=len(chunks), embed_model=embed_model, fact_ids=facts, period=period,
         ))
     return out
-
-
-def _header(title: str, heading_path: tuple[str, ...]) -> str:
-    return " > ".join((title, *heading_path))
 
 
 def _pack(text: str, count: CountTokens, room: int) -> list[tuple[int, int]]:

@@ -295,6 +295,8 @@ def chunk_metadata(c: Chunk, now: float) -> dict:
         "doc_hash": c.doc_hash, "doc_chunks": c.doc_chunks, "embed_model": c.embed_model,
         "fact_ids": ",".join(c.fact_ids), "indexed_at": now,
     }
+    if c.period:  # Chroma metadata holds no None
+        meta["period"] = c.period
     if c.page_start is not None:
         meta["page_start"] = c.page_start
         meta["page_end"] = c.page_end if c.page_end is not None else c.page_start
@@ -310,5 +312,5 @@ def chunk_from_record(chunk_id: str, text: str, m: dict) -> Chunk:
         page_start=m.get("page_start"), page_end=m.get("page_end"),
         source_urls=tuple(json.loads(m.get("source_urls") or "[]")), content_hash=m.get("content_hash", ""),
         doc_hash=m.get("doc_hash", ""), doc_chunks=int(m.get("doc_chunks", 0)), embed_model=m.get("embed_model", ""),
-        fact_ids=tuple(f for f in (m.get("fact_ids") or "").split(",") if f),
+        fact_ids=tuple(f for f in (m.get("fact_ids") or "").split(",") if f), period=m.get("period") or None,
     )

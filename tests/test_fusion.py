@@ -1,0 +1,85 @@
+"""Fusing the dense and BM25 lists: pure functions, checked on hand-made ranked lists.
+
+Chunks are real ``Chunk`` objects; the lists stand for what each retriever returned, best first.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.retrieve import dense_share, fuse, list_confidence, rank, rrf, rsf, zfuse
+from ingestion.types import Chunk
+
+
+def chunk(name: str, doc: str = "a.md", start: int = 0) -> Chunk:
+    return Chunk(chunk_id=f"{doc}::{name}", doc_id=doc, title=doc, path=doc, doc_type="reference", language="en",
+                 text=f"text of {name}", start=start, end=start + 10, heading_path=(name,), page_start=None,
+                 page_end=None, source_urls=(), content_hash=name, doc_hash="h", doc_chunks=9, embed_model="m")
+
+
+A, B, C, D = (chunk(n) for n in "abcd")
+
+
+def order(rows) -> list[str]:
+    return [r[0].chunk_id.split("::")[1] for r in rows]
+
+
+def test_rrf_rewards_agreement_and_keeps_scores_in_0_1():
+    dense = [(A, 0.91), (B, 0.90), (C, 0.89)]
+    lexical = [(B, 14.0), (D, 9.0), (A, 2.0)]
+    rows = rrf(dense, lexical, k=60)
+    assert order(rows) == ["b", "a", "d", "c"]  # b: ranks 2 and 1; a: ranks 1 and 3; d, c: one list each
+    assert all(0.0 < r[1] <= 1.0 for r in rows)
+    by = {r[0].chunk_id: r for r in rows}
+    assert by[B.chunk_id][2] == 0.90 and by[B.chunk_id][3] == 1.0  # the cosine and the relative BM25 score stay
+    assert by[D.chunk_id][2] == 0.0  # not found by the dense retriever: no cosine
+
+
+def test_rrf_first_in_both_lists_scores_one():
+    (top, *_), = [rrf([(A, 0.8), (B, 0.7)], [(A, 3.0), (C, 1.0)])]
+    assert top[0] is A and top[1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("fusion", [fuse, rrf, rsf, zfuse])
+def test_an_empty_list_leaves_the_other_in_its_order(fusion):
+    dense = [(C, 0.8), (A, 0.7), (B, 0.6)]
+    assert order(fusion(dense, [])) == ["c", "a", "b"]
+    assert order(fusion([], [(B, 5.0), (A, 1.0)])) == ["b", "a"]
+    assert fusion([], []) == []
+    assert fusion(dense, [])[0][1] == pytest.approx(1.0)  # the best of a lone list scores 1
+
+
+def test_rank_numbers_passages_and_keeps_the_cosine_as_dense():
+    passages = rank("which?", [(A, 0.83), (B, 0.80)], [(B, 4.0)], k=2)
+    assert [p.n for p in passages] == [1, 2]
+    assert {p.chunk.chunk_id: p.dense for p in passages} == {A.chunk_id: 0.83, B.chunk_id: 0.80}
+    assert all(0.0 <= p.score <= 1.0 for p in passages)
+
+
+def test_list_confidence_is_scale_free():
+    flat = [(c, 0.81 - i * 0.001) for i, c in enumerate((A, B, C, D))]
+    assert list_confidence(flat) == pytest.approx(list_confidence([(c, s * 1000) for c, s in flat]))
+    assert list_confidence([(A, 1.0)]) == 0.0 and list_confidence([(A, 2.0), (B, 2.0)]) == 0.0
+    assert dense_share([], []) == pytest.approx(0.6)  # neither stands out: the base weight
+
+
+def test_a_confident_lexical_list_wins_over_a_flat_dense_list():
+    # the question names something only one passage holds: BM25 finds it far above the rest, while the dense
+    # hits are about equally likely and rank it sixth
+    right = chunk("right", doc="b.md")
+    dense = [(chunk(f"d{i}", doc="c.md", start=100 * i), 0.812 - 0.001 * i) for i in range(10)]
+    dense[5] = (right, dense[5][1])
+    lexical = [(right, 25.0)] + [(chunk(f"l{i}", doc="d.md", start=100 * i), 2.0) for i in range(9)]
+    assert dense_share(dense, lexical) < 0.6  # the peaked lexical list pulls the weight its way
+    assert fuse(dense, lexical)[0][0] is right
+    assert rrf(dense, lexical)[0][0] is right
+    assert rank("Which firm reported 12.9 billion in Q2 2023?", dense, lexical, k=1)[0].chunk is right
+    assert rank("Which firm reported 12.9 billion in Q2 2023?", dense, lexical, k=1)[0].score == pytest.approx(1.0)
+
+
+def test_a_confident_dense_list_wins_over_a_flat_lexical_list():
+    right = chunk("right", doc="b.md")
+    dense = [(right, 0.90)] + [(chunk(f"d{i}", doc="c.md", start=100 * i), 0.80) for i in range(9)]
+    lexical = [(chunk(f"l{i}", doc="d.md", start=100 * i), 5.0 - 0.01 * i) for i in range(10)]
+    assert dense_share(dense, lexical) > 0.6
+    assert fuse(dense, lexical)[0][0] is right
