@@ -8,7 +8,7 @@ import numpy as np
 
 from .priorities import Priorities, load_priorities
 
-STRONG_Z = 3.0  # a sentence is plainly about the priority
+STRONG_Z = 2.9  # a sentence is plainly about the priority
 PARTIAL_Z = 2.5  # a sentence touches it: read the sentence
 FOCUS_DELTA = 0.5  # see score_sentences
 GENERIC_WEIGHT = 1.0
