@@ -5,10 +5,16 @@ Chunks are real ``Chunk`` objects; the lists stand for what each retriever retur
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from assistant.retrieve import dense_share, fuse, list_confidence, rank, rrf, rsf, zfuse
+from assistant.retrieve import dense_share, fuse, list_confidence, rank, zfuse
 from ingestion.types import Chunk
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))  # scripts/ is not a package
+from fusion_variants import rrf, rsf  # noqa: E402
 
 
 def chunk(name: str, doc: str = "a.md", start: int = 0) -> Chunk:
