@@ -90,8 +90,8 @@ class Settings:
     threads: int = setting("CPU threads for the models", factory=lambda: os.cpu_count() or 2)
     max_answer_tokens: int = setting("longest answer the model may write, in tokens", 200)
     # the bundled model writes Bulgarian poorly, so English is the default (measured: docs/PERFORMANCE-HISTORY.md)
-    answer_language: str = setting('"en" (default): always answer in English, with a Bulgarian note saying why when '
-                                   'the question is Bulgarian; "question": answer in the question\'s language', "en")
+    answer_language: str = setting('"en": answer in English (a Bulgarian asker gets a note why); "question": '
+                                   'in the question\'s language', "en")
     prefix_cache_mb: int = setting("MB of disk for the model's saved state after a prompt's beginning; 0: off", 2048)
     llm_timeout: float = setting("seconds the model may stay silent (before a token) before the answer fails", 120.0)
     # retrieval

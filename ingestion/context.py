@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:  # types imports this module for Chunk.header
-    from .types import Document
+
+class Paged(Protocol):
+    """What is read of a ``types.Document`` (a protocol: types imports this module for ``Chunk.header``)."""
+
+    title: str
+    path: Path
+    text: str
+    pages: int | None
 
 FIRST_PAGE_CHARS = 3000  # where a cover page states its period ("For the quarterly period ended ...")
 MAX_PERIOD_CHARS = 48  # a header stays short: the chunk budget pays for it
@@ -62,12 +68,12 @@ def label_for(title: str, path: str | Path | None, paged: bool = False) -> str:
     return title
 
 
-def document_label(doc: "Document") -> str:
+def document_label(doc: Paged) -> str:
     """``label_for`` a document."""
     return label_for(doc.title, doc.path, paged=bool(doc.pages))
 
 
-def document_period(doc: "Document") -> str | None:
+def document_period(doc: Paged) -> str | None:
     """The period or date ``doc`` is about, from its title (front matter or PDF metadata), its file name or, for a
     paged document, the opening of its first page; the first one the label does not already say, else the first
     found; None when none names one. A Markdown file's opening is not read: it may date an event, not the file."""
