@@ -288,7 +288,9 @@ def test_injection_in_the_question_is_not_obeyed(secured):
     print("answer:", re.sub(r"<[^>]+>", " ", html)[:400])
     assert "PWNED" not in html.upper(), html
     assert "sqa-card" in html, html  # an answer with its sources, or a refusal with the closest passages
-    assert ("sqa-refused" in html and "Closest passages" in html) or ">Sources<" in html, html
+    # one of the three outcomes: an answer with its sources, the quoted passage most likely to answer, or a refusal
+    assert (">Sources<" in html or ("sqa-unconfirmed" in html and "most likely to answer" in html)
+            or ("sqa-refused" in html and "Closest passages" in html)), html
 
 
 # --------------------------------------------------------------------------- 4. HTML in documents is text

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -114,6 +117,16 @@ def test_the_chat_tab_draws_each_outcome(language):
     answered = answer_html(Answer(question="q", text="Write to the Board [1].", passages=PASSAGES, language=language,
                                   citations=[evidence_for(ADDRESS, PASSAGES[0])]))
     assert "sqa-unconfirmed" not in answered and "sqa-refused" not in answered and "<mark>" in answered
+
+
+def test_cards_of_an_unconfirmed_answer_never_share_a_number():
+    """Two quotes from the first passage are [1] and [2] in the text; the other passage's card must not be [2]."""
+    second = "The Board decides within a month."
+    ev = [evidence_for(ADDRESS, PASSAGES[0]), replace(evidence_for(second, PASSAGES[0]), n=2)]
+    html = answer_html(Answer(question="q", text=prompts.unconfirmed_text("en", [ADDRESS, second]), refused=True,
+                              outcome="unconfirmed", evidence=ev, passages=PASSAGES))
+    numbers = re.findall(r'sqa-card-n">\[(\d+)\]', html)
+    assert numbers == ["1", "2", "3"], numbers
 
 
 def test_unconfirmed_text_says_so_then_quotes_with_numbers():

@@ -151,11 +151,13 @@ def evidence_cards(evidence: Sequence[Citation], passages: Sequence[Passage], ti
     return f'<div class="sqa-cards-title">{esc(title)}</div><div class="sqa-cards">' + "".join(cards) + "</div>"
 
 
-def passage_cards(passages: Sequence[Passage], title: str = "Closest passages", limit: int = 4) -> str:
+def passage_cards(passages: Sequence[Passage], title: str = "Closest passages", limit: int = 4,
+                  first: int | None = None) -> str:
+    """Cards numbered by passage, or from ``first`` on (after evidence cards, whose [n] the text already uses)."""
     if not passages:
         return ""
-    cards = [_card(p.n, p.chunk.title, p.doc_id, where(p.chunk.section, p.chunk.pages), esc(_cut(p.text, 420)),
-                   (p.chunk.source_urls or ("",))[0], p.score, closest=True) for p in list(passages)[:limit]]
+    cards = [_card(p.n if first is None else first + i, p.chunk.title, p.doc_id, where(p.chunk.section, p.chunk.pages), esc(_cut(p.text, 420)),
+                   (p.chunk.source_urls or ("",))[0], p.score, closest=True) for i, p in enumerate(list(passages)[:limit])]
     return f'<div class="sqa-cards-title">{esc(title)}</div><div class="sqa-cards">' + "".join(cards) + "</div>"
 
 
@@ -201,7 +203,8 @@ def answer_html(answer: Answer) -> str:
     if unconfirmed:
         quoted = {c.passage_n for c in answer.evidence}
         parts.append(evidence_cards(answer.evidence, answer.passages, titles["evidence"]))
-        parts.append(passage_cards([p for p in answer.passages if p.n not in quoted], title=titles["other"]))
+        parts.append(passage_cards([p for p in answer.passages if p.n not in quoted], title=titles["other"],
+                                   first=len(answer.evidence) + 1))
     elif answer.refused:
         parts.append(passage_cards(answer.passages, title=titles["closest"]))
     else:
