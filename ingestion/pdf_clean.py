@@ -94,9 +94,12 @@ def running_keys(pages: Sequence[Sequence[str]]) -> set[str]:
 
 
 def strip_running(page: list[str], running: set[str]) -> tuple[list[str], list[str]]:
-    """The page without its running lines (only those at its edges), and the lines taken off."""
+    """The page without its running lines (only those at its edges), and the lines taken off. A page that would
+    be left with nothing keeps them: furniture frames content, so a line that is all a page says is its content."""
     edges = set(_edges(page)) if running else set()
     gone = [i for i in edges if line_key(page[i]) in running]
+    if not any(ln for i, ln in enumerate(page) if i not in gone):
+        return list(page), []
     return [ln for i, ln in enumerate(page) if i not in gone], [page[i] for i in sorted(gone)]
 
 

@@ -119,3 +119,11 @@ def test_a_long_table_is_cut_into_pieces_that_repeat_the_header():
     assert len(pieces) > 1 and all(p.startswith("Region Firms Jobs\n") for p in pieces)
     assert all(len(p) <= P.TABLE_PIECE_CHARS for p in pieces)
     assert sum(len(p.splitlines()) - 1 for p in pieces) == 80
+
+
+def test_a_line_that_is_all_a_page_says_is_content_not_furniture():
+    """Forty pages that each say only the same sentence: stripping it as a running line would leave no text."""
+    cleaned = P.clean_pages(["A page of text about smart cities."] * 40)
+    assert all(t == "A page of text about smart cities." for t in cleaned.texts)
+    framed = P.clean_pages([f"Sofia RIS3\nBody {i} about clusters and their members.\nPage {i}" for i in range(1, 6)])
+    assert all("Sofia RIS3" not in t and "Body" in t for t in framed.texts)  # with content, still furniture
