@@ -69,7 +69,7 @@ class Request:
     queue_wait: float | None = None  # submit -> processing started (None if not seen)
     started: float | None = None  # processing started, seconds since the run started
     finished: float | None = None  # final answer received, seconds since the run started
-    outcome: str = "pending"  # answer | refusal | error
+    outcome: str = "pending"  # answer | refusal (unconfirmed or not in the documents) | error
     error: str = ""
     positions: list[int] = field(default_factory=list)  # 1-based queue positions reported, in order
     queue_sizes: list[int] = field(default_factory=list)
@@ -84,8 +84,13 @@ def classify(html: str) -> tuple[str, str]:
         return "error", "degraded mode: the model was unreachable"
     if "Something went wrong" in html or ("sqa-notice" in html and "sqa-card" not in html):
         return "error", re.sub(r"<[^>]+>", " ", html)[:300].strip()
+    # decided by the message's classes, not its words: a Bulgarian question gets Bulgarian titles
+    if "sqa-unconfirmed" in html:  # declined, with the passage sentences most likely to answer, quoted
+        if "sqa-evidence" in html:
+            return "refusal", ""
+        return "error", "an unconfirmed answer without its quoted passage"
     if "sqa-refused" in html:
-        if "Closest passages" in html and "sqa-card" in html:
+        if "sqa-closest" in html:
             return "refusal", ""
         return "error", "a refusal without the closest passages"
     if "sqa-answer" in html and "sqa-card" in html and ">Sources<" in html:

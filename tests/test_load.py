@@ -8,7 +8,8 @@ load on 2 cores (``python benchmarks/bench_load.py --clients 20 --questions 1 --
 time (``demo.queue(default_concurrency_limit=1)``), so the others wait in the queue and are told their
 position. Checked:
 
-- no errors; every client got an answer with citation cards or a refusal with the closest passages;
+- no errors; every client got an answer with citation cards, or a declined one with its quoted passage or the
+  closest passages;
 - every client was told a queue position, the queue really built up, and never two answers were generated
   at once;
 - a browser user waiting behind them sees "queue: n/m" (Chromium, when installed; screenshot in
