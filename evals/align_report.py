@@ -3,11 +3,11 @@ strong / partial recall and false strong rate per language, the per-priority and
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from html import escape
 from pathlib import Path
+
+from .report import _png  # one way to draw a chart into the HTML
 
 RATES = ("strong_recall", "partial_recall", "strong_precision", "partial_precision", "false_strong_rate",
          "false_match_rate")
@@ -116,11 +116,7 @@ def chart(result: dict) -> str:
     ax.set_ylim(0, 1.15)
     ax.set_title("Alignment by language")
     ax.legend(fontsize=8, ncol=len(langs), loc="upper center")
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return _png(fig, plt)
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;
