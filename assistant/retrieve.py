@@ -76,12 +76,18 @@ def fuse(dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, fl
     return zfuse(dense, lexical, dense_share(dense, lexical))
 
 
+def _mean_sd(scores: Sequence[float]) -> tuple[float, float]:
+    """Mean and (population) standard deviation of one retriever's scores."""
+    mean = sum(scores) / len(scores)
+    return mean, (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+
+
 def _z(hits: Sequence[tuple[Chunk, float]]) -> tuple[dict[str, float], float]:
     """Each chunk's score as a z-score within its own list (the best when a chunk is listed twice), and the
     lowest z, which a chunk missing from the list gets."""
     scores = [s for _, s in hits]
-    mean = sum(scores) / len(scores)
-    sd = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5 or 1.0
+    mean, sd = _mean_sd(scores)
+    sd = sd or 1.0
     z: dict[str, float] = {}
     for chunk, s in hits:
         z[chunk.chunk_id] = max(z.get(chunk.chunk_id, -math.inf), (s - mean) / sd)
@@ -126,8 +132,7 @@ def list_confidence(hits: Sequence[tuple[Chunk, float]]) -> float:
     scores = [s for _, s in hits]
     if len(scores) < 2:
         return 0.0
-    mean = sum(scores) / len(scores)
-    sd = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+    mean, sd = _mean_sd(scores)
     return max(0.0, (scores[0] - mean) / sd) if sd > 0 else 0.0
 
 

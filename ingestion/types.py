@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .context import chunk_header, label_for
+
 DOC_TYPES = ("strategy", "cluster-standard", "policy", "cluster", "reference", "glossary")
 
 
@@ -71,8 +73,6 @@ class Chunk:
 
     def header(self) -> str:
         """The document's name, its period and the section path: what a lone chunk needs to be found."""
-        from .context import chunk_header, label_for
-
         return chunk_header(label_for(self.title, self.path, paged=self.page_start is not None), self.period,
                             self.heading_path)
 
