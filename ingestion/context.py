@@ -55,13 +55,18 @@ def find_period(text: str) -> str | None:
     return None
 
 
+def is_identifier(title: str) -> bool:
+    """A title with no words: an accession or job number ("0000320193-23-000077"), not a name."""
+    return bool(_ID_LIKE.match(" ".join((title or "").split())))
+
+
 def label_for(title: str, path: str | Path | None, paged: bool = False) -> str:
     """A document's name for the header: its title, or its file name when the title is an identifier (many
     PDFs carry an accession or job number as their metadata title). A paged document's (PDF's) metadata title
     often omits what its file name says ("2023 Q1 INTC"), so that name goes first when the title lacks it."""
     title = " ".join((title or "").split())
     stem = " ".join(Path(path).stem.replace("_", " ").split()) if path else ""
-    if not title or _ID_LIKE.match(title):
+    if not title or is_identifier(title):
         return stem or title
     if paged and stem and stem.lower() not in title.lower():
         return f"{stem}: {title}"

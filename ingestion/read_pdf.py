@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .context import is_identifier
 from .errors import CorruptFile, EmptyFile, EncryptedPDF, NoTextLayer, ReadError, TooLarge, TooSlow
 from .pdf_clean import clean_pages
 from .read_text import guess_language
@@ -76,7 +77,8 @@ def read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int,
     title = path.stem
     try:
         meta_title = (reader.metadata or {}).get("/Title")
-        if meta_title and str(meta_title).strip():
+        # an accession number as the title would be what every citation and prompt names the document by
+        if meta_title and str(meta_title).strip() and not is_identifier(str(meta_title)):
             title = str(meta_title).strip()
     except Exception:
         pass

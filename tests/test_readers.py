@@ -75,6 +75,14 @@ def test_pdf_pages_are_one_based_and_cyrillic_survives(tmp_path):
     assert BG in by_page[2].replace("\n", " ")
 
 
+def test_pdf_whose_metadata_title_is_an_accession_number_is_named_by_its_file(tmp_path):
+    # SEC filings carry "0000320193-23-000077" as their title: citations and prompts would name the filing by it
+    p = make_pdf(tmp_path / "2023 Q3 AAPL.pdf", ["Net sales rose in the third quarter."], title="0000320193-23-000077")
+    assert read_document(p).title == "2023 Q3 AAPL"
+    named = make_pdf(tmp_path / "q3.pdf", ["Net sales rose in the third quarter."], title="Apple 10-Q for Q3 2023")
+    assert read_document(named).title == "Apple 10-Q for Q3 2023"
+
+
 def test_encrypted_pdf(tmp_path):
     p = make_pdf(tmp_path / "locked.pdf", ["secret"], password="pw")
     with pytest.raises(EncryptedPDF) as err:
