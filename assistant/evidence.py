@@ -25,11 +25,11 @@ from .types import Citation, Passage
 
 DRAFT_WEIGHT = 0.75  # weight of draft support against question similarity in a sentence's score
 MAX_SENTENCES = 2  # sentences quoted at most
-SECOND_MARGIN = 0.05  # a second sentence is quoted only when it scores this close to the first
+SECOND_MARGIN = 0.1  # a second sentence is quoted only when it scores this close to the first
 MIN_WORDS = 4  # shorter pieces (list labels) say too little to quote; a Markdown heading is never quoted
 MAX_CHARS = 400  # a longer "sentence" is a table or a run-on list, not a quotable sentence
 # "not in the documents" only when the strict prompt is this sure the passages lack the answer ...
-NOT_FOUND_P = 0.6
+NOT_FOUND_P = 0.9
 # ... and the best passage is no closer to the question than this (e5 cosine)
 NOT_FOUND_DENSE = 0.886
 _WORD = re.compile(r"[^\W_]+")
@@ -46,15 +46,15 @@ class Candidate:
     score: float
 
 
-def quotable(sentence: str) -> bool:
+def quotable(sentence: str, max_chars: int = MAX_CHARS) -> bool:
     """Long enough to say something, short enough to be one sentence (not a table row run together)."""
     return (not sentence.startswith("#") and len(_WORD.findall(sentence)) >= MIN_WORDS
-            and len(sentence) <= MAX_CHARS)
+            and len(sentence) <= max_chars)
 
 
-def passage_sentences(passages: Sequence[Passage]) -> list[tuple[int, str]]:
+def passage_sentences(passages: Sequence[Passage], max_chars: int = MAX_CHARS) -> list[tuple[int, str]]:
     """(passage number, sentence) for every quotable sentence of the passages, in passage order."""
-    return [(p.n, s) for p in passages for s in split_sentences(p.text) if quotable(s)]
+    return [(p.n, s) for p in passages for s in split_sentences(p.text) if quotable(s, max_chars)]
 
 
 def draft_sentences(draft: str) -> list[str]:

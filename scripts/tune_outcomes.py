@@ -33,6 +33,7 @@ from evals.metrics import key_fact_recall
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SHAPES = ((1, 0.0), (2, 0.0), (2, 0.02), (2, 0.05), (2, 0.1), (2, 1.0))  # (max sentences, second margin)
+CHAR_LIMITS = (300, 400, 600, 800)  # the longest "sentence" that may be quoted (a table row run together is long)
 P_GRID = tuple(round(i / 20, 2) for i in range(21))
 HALF = 0.5  # shown passages "hold the answer" with at least half the key facts
 
@@ -50,7 +51,7 @@ def prepare(records: list[dict], questions: dict, bot, evidence: bool = True, re
         if (not evidence or records_only) and not a:
             continue
         passages = bot.passages_for(q.question)
-        sentences = E.passage_sentences(passages) if evidence else []
+        sentences = E.passage_sentences(passages, max(CHAR_LIMITS)) if evidence else []
         drafted = [] if says_not_found(a.get("draft") or "") else E.draft_sentences(a.get("draft") or "")
         vecs = bot.embedder.embed_passages(drafted + [s for _, s in sentences]) if sentences else np.zeros((0, 1))
         d_vec, s_vec = vecs[: len(drafted)], vecs[len(drafted):]
@@ -71,27 +72,29 @@ def evidence_table(rows: list[dict]) -> list[dict]:
     out = []
     everyone = [r for r in rows if r["answerable"] and r["key_facts"] and r["sentences"]]  # with --records-only: run's
     for most, margin in SHAPES:
-        quotes = [(" ".join(c.sentence for c in E.pick(E.score_candidates(r["sentences"], None, r["question_sims"]),
-                                                       most, margin)), r["key_facts"]) for r in everyone]
+        quotes = [(" ".join(c.sentence for c in E.pick(
+            [c for c in E.score_candidates(r["sentences"], None, r["question_sims"]) if len(c.sentence) <= E.MAX_CHARS],
+            most, margin)), r["key_facts"]) for r in everyone]
         kfr = [key_fact_recall(quote, facts) or 0.0 for quote, facts in quotes]
         out.append({"draft_weight": "question only, every dev question", "max_sentences": most, "margin": margin,
                     "recall_answerable": round(float(np.mean(kfr)), 3), "n": len(kfr),
                     "mean_chars": round(float(np.mean([len(q) for q, _ in quotes])))})
     rows = [r for r in rows if r["recorded"]]
-    for w in WEIGHTS:
+    for w, limit in ((w, limit) for w in WEIGHTS for limit in CHAR_LIMITS):
         for most, margin in SHAPES:
             rec_all, rec_declined, chars = [], [], []
             for r in rows:
                 if not r["answerable"] or not r["key_facts"] or not r["sentences"]:
                     continue
-                ranked = E.score_candidates(r["sentences"], r["draft_sims"], r["question_sims"], w)
+                ranked = [c for c in E.score_candidates(r["sentences"], r["draft_sims"], r["question_sims"], w)
+                          if len(c.sentence) <= limit]
                 quote = " ".join(c.sentence for c in E.pick(ranked, most, margin))
                 kfr = key_fact_recall(quote, r["key_facts"]) or 0.0
                 rec_all.append(kfr)
                 chars.append(len(quote))
                 if r["declined"]:
                     rec_declined.append(kfr)
-            out.append({"draft_weight": w, "max_sentences": most, "margin": margin,
+            out.append({"draft_weight": w, "max_chars": limit, "max_sentences": most, "margin": margin,
                         "recall_answerable": round(float(np.mean(rec_all)), 3), "n": len(rec_all),
                         "recall_declined": round(float(np.mean(rec_declined)), 3) if rec_declined else None,
                         "n_declined": len(rec_declined), "mean_chars": round(float(np.mean(chars)))})
