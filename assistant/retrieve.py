@@ -25,8 +25,8 @@ Mode = Literal["hybrid", "dense", "bm25"]  # which retrievers a ``Retriever`` ru
 RRF_K = 60  # reciprocal-rank constant of Cormack et al. (2009): neighbouring ranks count nearly alike
 # the fusion's weights, chosen on the development questions of our gold set and of SEC-10-Q
 # (docs/PERFORMANCE-HISTORY.md, "Fusion that holds across corpora")
-DENSE_BASE = 0.6  # the dense list's weight when both lists are equally confident
-CONFIDENCE_SWING = 0.25  # how far the more confident list pulls the weight (0.35..0.85)
+DENSE_BASE = 0.7  # the dense list's weight when both lists are equally confident
+CONFIDENCE_SWING = 0.25  # how far the more confident list pulls the weight (0.45..0.95)
 
 BG_STOPWORDS = ["и", "на", "за", "в", "във", "от", "да", "се", "е", "с", "със", "по", "че", "са", "не", "как",
                 "какво", "кои", "кой", "коя", "кога", "къде", "колко", "ли", "ще", "има", "ги", "го", "я", "а"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.retrieve import dense_share, fuse, list_confidence, rank, zfuse
+from assistant.retrieve import DENSE_BASE, dense_share, fuse, list_confidence, rank, zfuse
 from ingestion.types import Chunk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))  # scripts/ is not a package
@@ -66,7 +66,7 @@ def test_list_confidence_is_scale_free():
     flat = [(c, 0.81 - i * 0.001) for i, c in enumerate((A, B, C, D))]
     assert list_confidence(flat) == pytest.approx(list_confidence([(c, s * 1000) for c, s in flat]))
     assert list_confidence([(A, 1.0)]) == 0.0 and list_confidence([(A, 2.0), (B, 2.0)]) == 0.0
-    assert dense_share([], []) == pytest.approx(0.6)  # neither stands out: the base weight
+    assert dense_share([], []) == pytest.approx(DENSE_BASE)  # neither stands out: the base weight
 
 
 def test_a_confident_lexical_list_wins_over_a_flat_dense_list():
@@ -76,7 +76,7 @@ def test_a_confident_lexical_list_wins_over_a_flat_dense_list():
     dense = [(chunk(f"d{i}", doc="c.md", start=100 * i), 0.812 - 0.001 * i) for i in range(10)]
     dense[5] = (right, dense[5][1])
     lexical = [(right, 25.0)] + [(chunk(f"l{i}", doc="d.md", start=100 * i), 2.0) for i in range(9)]
-    assert dense_share(dense, lexical) < 0.6  # the peaked lexical list pulls the weight its way
+    assert dense_share(dense, lexical) < DENSE_BASE  # the peaked lexical list pulls the weight its way
     assert fuse(dense, lexical)[0][0] is right
     assert rrf(dense, lexical)[0][0] is right
     assert rank("Which firm reported 12.9 billion in Q2 2023?", dense, lexical, k=1)[0].chunk is right
@@ -87,5 +87,5 @@ def test_a_confident_dense_list_wins_over_a_flat_lexical_list():
     right = chunk("right", doc="b.md")
     dense = [(right, 0.90)] + [(chunk(f"d{i}", doc="c.md", start=100 * i), 0.80) for i in range(9)]
     lexical = [(chunk(f"l{i}", doc="d.md", start=100 * i), 5.0 - 0.01 * i) for i in range(10)]
-    assert dense_share(dense, lexical) > 0.6
+    assert dense_share(dense, lexical) > DENSE_BASE
     assert fuse(dense, lexical)[0][0] is right
