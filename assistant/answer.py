@@ -107,6 +107,8 @@ class Assistant:
                 if first is None:
                     first = time.perf_counter() - t
                 pieces.append(piece)
+                if not self.settings.stream_drafts:  # only checked text is shown: the answer comes whole
+                    continue
                 if streamed:
                     yield piece
                     continue

@@ -133,9 +133,10 @@ def _print_answer(answer, as_json: bool, streamed: bool = False) -> None:
 
 
 def _stream(items):
-    """Print a streamed answer as it comes and return the final ``Answer``: the passages being read go to
-    stderr (stdout keeps only the answer and its sources), the text pieces to stdout."""
-    answer = None
+    """Print a streamed answer as it comes and return the final ``Answer`` and whether any draft text was printed:
+    the passages being read go to stderr (stdout keeps only the answer and its sources), the text pieces to
+    stdout (none with ``SOFIA_QA_STREAM_DRAFTS=0``)."""
+    answer, shown = None, False
     for item in items:
         if isinstance(item, Retrieved):
             names = "; ".join(f"[{p.n}] {p.label()}" for p in item.passages)
@@ -143,9 +144,10 @@ def _stream(items):
             print(f"(reading {n} passage{'s' if n != 1 else ''}: {names})", file=sys.stderr, flush=True)
         elif isinstance(item, str):
             print(item, end="", flush=True)
+            shown = True
         else:
             answer = item
-    return answer
+    return answer, shown
 
 
 def cmd_ask(args) -> int:
@@ -154,8 +156,8 @@ def cmd_ask(args) -> int:
         answer = assistant.ask(args.question, filters=_filters(args), k=args.k)
         _print_answer(answer, True)
     else:
-        answer = _stream(assistant.ask_stream(args.question, filters=_filters(args), k=args.k))
-        _print_answer(answer, False, streamed=True)
+        answer, shown = _stream(assistant.ask_stream(args.question, filters=_filters(args), k=args.k))
+        _print_answer(answer, False, streamed=shown)
     if answer.model_failure:  # the passages were shown, but no answer: say so in one line and fail
         print(f"sofia-qa: error: {answer.model_failure}; only the passages were shown. Ask again; if it repeats, "
               f"run `sofia-qa doctor`", file=sys.stderr)
@@ -185,12 +187,12 @@ def cmd_chat(args) -> int:
             return 0
         print("sofia-qa> ", end="", flush=True)
         try:
-            answer = _stream(assistant.ask_stream(question, history=history, filters=_filters(args), k=args.k))
+            answer, shown = _stream(assistant.ask_stream(question, history=history, filters=_filters(args), k=args.k))
         except StoreError as exc:  # e.g. the Chroma server stopped: say so and keep the session
             print(f"\nsofia-qa: error: {exc}\n(the question was not answered; ask again when the index is back)",
                   file=sys.stderr, flush=True)
             continue
-        _print_answer(answer, False, streamed=True)
+        _print_answer(answer, False, streamed=shown)
         history.append((question, answer.text))
 
 
