@@ -141,6 +141,54 @@ def test_sentences_and_markdown_are_safe():
         align("# Title\n\n12\n", None, None)
 
 
+def test_clauses_split_a_two_topic_sentence_and_join_short_pieces():
+    from assistant.align.sentences import split_clauses
+
+    assert split_clauses("We will stream concerts as live virtual-reality shows to audiences at home, over a "
+                         "dedicated 5G network built inside the hall.") == [
+        "We will stream concerts as live virtual-reality shows to audiences at home",
+        "over a dedicated 5G network built inside the hall."]
+    assert split_clauses("Облачен архив за счетоводни кантори: документите се съхраняват криптирани на виртуални "
+                         "сървъри, с двуфакторен вход и дневник на всеки достъп.") == [
+        "Облачен архив за счетоводни кантори", "документите се съхраняват криптирани на виртуални сървъри",
+        "с двуфакторен вход и дневник на всеки достъп."]  # "с двуфакторен вход" alone is too short: joined on
+    assert split_clauses("The planner combines the metro, trams, buses and shared bicycles in one trip.") == [
+        "The planner combines the metro", "trams, buses and shared bicycles in one trip."]
+    assert split_clauses("An app that tells drivers where to park.") == []  # one clause: nothing to add
+    assert split_clauses("Heat pumps and solar panels, cheap.") == []  # pieces too short
+
+
+def test_a_clause_is_scored_but_its_sentence_is_the_evidence():
+    import hashlib
+
+    import numpy as np
+
+    from assistant.align.scoring import score_sentences
+
+    class Hashed:  # a deterministic stand-in for the embedder: word hashes, so texts sharing words are close
+        name = "hashed"
+
+        def _vec(self, text):
+            v = np.zeros(64, dtype=np.float32)
+            for w in text.lower().split():
+                v[int(hashlib.md5(w.encode()).hexdigest(), 16) % 64] += 1.0
+            return v + 0.01
+
+        def embed_query(self, text):
+            return self._vec(text)
+
+        def embed_passages(self, texts):
+            self.last = list(texts)
+            return np.stack([self._vec(t) for t in texts])
+
+    sentences = ["Software runs household heat pumps when electricity is cheap, and rooftop solar panels charge "
+                 "a battery in the basement.", "The project will last twelve months in total."]
+    emb = Hashed()
+    best, arg = score_sentences(sentences, emb)
+    assert emb.last[:2] == sentences and len(emb.last) > 2  # the first sentence's clauses were embedded with it
+    assert set(arg.tolist()) <= {0, 1} and np.isfinite(best).all()
+
+
 def test_cli_align_json_and_bad_file(tmp_path, retriever, capsys):
     from assistant.align import register
     from assistant.cli import _common

@@ -8,6 +8,7 @@ import threading
 import numpy as np
 
 from .priorities import Priorities, load_priorities
+from .sentences import split_clauses
 
 STRONG_Z = 2.95  # a sentence is plainly about the priority
 PARTIAL_Z = 2.55  # a sentence touches it: read the sentence
@@ -17,6 +18,10 @@ BG_OFFSET = 0.4
 FOCUS_DELTA = 0.5  # see score_sentences
 GENERIC_WEIGHT = 1.0
 GENERIC_FREE = 1.75
+# a clause of a sentence (docs/ALIGNMENT.md, fifth round) counts only for a priority within CLAUSE_WIN of the
+# clause's best specific one, and at most CLAUSE_CAP below its sentence's own uncorrected score
+CLAUSE_WIN = 0.15
+CLAUSE_CAP = 0.2
 
 # Off-topic and boilerplate sentences: the null distribution each aspect's similarity is measured against.
 BACKGROUND: tuple[str, ...] = (
@@ -127,15 +132,25 @@ def score_sentences(sentences: list[str], embedder,
       ``GENERIC_FREE`` (generic technology talk that is a bit like everything) loses ``GENERIC_WEIGHT`` times
       the excess; the best one is left out so that a sentence plainly about one topic is not called generic.
     A Bulgarian sentence's scores are then raised by ``BG_OFFSET`` (a per-language threshold).
-    Umbrella areas (those with sub-priorities) take no part in the focus competition."""
+    Umbrella areas (those with sub-priorities) take no part in the focus competition.
+    The clauses of each sentence (``split_clauses``) are scored the same way, so that the second topic of a
+    sentence about two wins its own focus contest; a clause counts only for the priorities it is mainly about
+    (within ``CLAUSE_WIN`` of its best) and never above its sentence's uncorrected score less ``CLAUSE_CAP``;
+    the index returned is then that of the clause's sentence."""
     priorities = priorities or load_priorities()
     m = _model(embedder, priorities)
-    n = len(priorities)
+    n, ns = len(priorities), len(sentences)
     if not sentences:
         return np.full(n, -np.inf), np.full(n, -1)
-    sv = _unit(np.asarray(embedder.embed_passages(sentences), dtype=np.float32))
-    z = ((m.vectors @ sv.T) - m.mu[:, None]) / m.sd[:, None]  # aspects x sentences
-    per = np.full((n, len(sentences)), -np.inf)  # priorities x sentences
+    units, parent = list(sentences), list(range(ns))
+    for j, sentence in enumerate(sentences):
+        for clause in split_clauses(sentence):
+            if clause not in units:
+                units.append(clause)
+                parent.append(j)
+    sv = _unit(np.asarray(embedder.embed_passages(units), dtype=np.float32))
+    z = ((m.vectors @ sv.T) - m.mu[:, None]) / m.sd[:, None]  # aspects x units
+    per = np.full((n, len(units)), -np.inf)  # priorities x units
     for row, owner in enumerate(m.owner):
         per[owner] = np.maximum(per[owner], z[row])
     umbrellas = priorities.umbrellas
@@ -147,6 +162,12 @@ def score_sentences(sentences: list[str], embedder,
     for i, p in enumerate(priorities):
         if p.id in umbrellas:
             eff[i] = per[i] - generic
-    eff = eff + BG_OFFSET * np.array([is_bulgarian(t) for t in sentences], dtype=float)[None, :]
+    bulgarian = np.array([is_bulgarian(t) for t in units], dtype=float)
+    eff = eff + BG_OFFSET * bulgarian[None, :]
+    if len(units) > ns:
+        par = np.array(parent[ns:])
+        cap = per[:, :ns] + BG_OFFSET * bulgarian[None, :ns] - CLAUSE_CAP
+        own = per[:, ns:] >= top[None, ns:] - CLAUSE_WIN
+        eff[:, ns:] = np.where(own, np.minimum(eff[:, ns:], cap[:, par]), -np.inf)
     arg = eff.argmax(axis=1)
-    return eff[np.arange(n), arg], arg
+    return eff[np.arange(n), arg], np.array(parent)[arg]

@@ -11,6 +11,15 @@ MIN_WORDS = 5  # shorter pieces are titles and headings ("Smart Mobility Sofia")
 SENT_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'(«„A-ZА-Я0-9])")
 BULLET = re.compile(r"^\s*(?:[#>*\-+•]+|\d+[.)])\s*")
 
+CLAUSE_MIN_WORDS = 4  # a shorter piece ("trams", "с двуфакторен вход") is joined to its neighbour
+# where a sentence about two topics usually turns from one to the other (English and Bulgarian)
+CLAUSE_WORDS = ("and", "with", "while", "so that", "but", "which", "where", "whose", "who", "over", "through",
+                "using", "и", "с", "със", "а", "като", "които", "която", "който", "което", "така че", "но", "чрез",
+                "където")
+CLAUSE_BREAK = re.compile(r"(\s*[;:,]\s+|\s+(?:" + "|".join(re.escape(w) for w in sorted(CLAUSE_WORDS, key=len,
+                                                                                          reverse=True)) + r")\s+)",
+                          re.IGNORECASE)
+
 
 def split_sentences(text: str) -> list[str]:
     """Proposal text -> sentences: lines first (headings, list items), then sentence ends.
@@ -42,3 +51,24 @@ def split_sentences(text: str) -> list[str]:
             if len(s.split()) >= MIN_WORDS:
                 out.append(s[:MAX_SENTENCE_CHARS])
     return list(dict.fromkeys(out))[:MAX_SENTENCES]
+
+
+def split_clauses(sentence: str, min_words: int = CLAUSE_MIN_WORDS) -> list[str]:
+    """A sentence -> its clauses of at least ``min_words`` words, split at ``;:,`` and linking words.
+
+    A piece shorter than ``min_words`` is joined to the next one (the last to the one before), separator
+    included, so a list of nouns stays together. A sentence that gives fewer than two clauses yields []."""
+    parts = CLAUSE_BREAK.split(sentence)
+    pieces, seps = parts[0::2], parts[1::2]
+    out: list[str] = []
+    for i, piece in enumerate(pieces):
+        short_last = i == len(pieces) - 1 and len(piece.split()) < min_words
+        if out and (len(out[-1].split()) < min_words or short_last):
+            out[-1] += seps[i - 1] + piece
+        else:
+            out.append(piece)
+    if len(out) > 1 and len(out[-1].split()) < min_words:
+        last = out.pop()
+        out[-1] += " " + last
+    out = [" ".join(c.split()).strip(" ,;:") for c in out]
+    return [c for c in out if len(c.split()) >= min_words] if len(out) > 1 else []
