@@ -189,6 +189,124 @@ def test_a_clause_is_scored_but_its_sentence_is_the_evidence():
     assert set(arg.tolist()) <= {0, 1} and np.isfinite(best).all()
 
 
+# --------------------------------------------------------------------------- Bulgarian clauses (sixth round)
+# A toy embedder with fixed vectors: three priorities a, b, c, each with one English and one Bulgarian phrase on
+# an axis of its own; the background sentences lie on axes of their own with a little noise on the phrase axes, so
+# a similarity of 0.3 to a phrase is a z of about 3.
+
+BG_SENTENCE = "Първото изречение говори за едно нещо, второто изречение говори за друго нещо."
+EN_SENTENCE = "The first sentence speaks about one thing, the second sentence speaks about another thing."
+AXES = {"a-en": 0, "а-бг": 1, "b-en": 2, "б-бг": 3, "c-en": 4, "в-бг": 5}
+
+
+def _toy(units):
+    """(priorities, embedder) where ``units`` maps a text to its similarity with each phrase ({phrase: cos})."""
+    import numpy as np
+
+    from assistant.align.priorities import parse_priorities
+    from assistant.align.scoring import BACKGROUND
+
+    dim = 8 + len(BACKGROUND) + 1
+    rng = np.random.default_rng(0)
+    vectors = {}
+    for i, text in enumerate(BACKGROUND):
+        v = np.zeros(dim, dtype=np.float32)
+        v[:6] = rng.normal(0.0, 0.1, 6)
+        v[8 + i] = 1.0
+        vectors[text] = v
+    for phrase, axis in AXES.items():
+        vectors[phrase] = np.eye(dim, dtype=np.float32)[axis]
+    for text, sims in units.items():
+        v = np.zeros(dim, dtype=np.float32)
+        for phrase, cos in sims.items():
+            v[AXES[phrase]] = cos
+        v[-1] = np.sqrt(max(0.0, 1.0 - float((v ** 2).sum())))  # the rest of a unit vector on an axis of its own
+        vectors[text] = v
+
+    class Toy:
+        name = "toy"
+
+        def embed_query(self, text):
+            return vectors[text]
+
+        def embed_passages(self, texts):
+            return np.stack([vectors[t] for t in texts])
+
+    def priority(pid, en, bg):
+        return {"id": pid, "name": pid.upper(), "level": "vertical priority area", "strategy_query": pid,
+                "aspects_en": [en], "aspects_bg": [bg]}
+
+    pr = parse_priorities({"strategy_doc": "x.md", "priority": [priority("a", "a-en", "а-бг"),
+                                                                priority("b", "b-en", "б-бг"),
+                                                                priority("c", "c-en", "в-бг")]}, "toy")
+    return pr, Toy()
+
+
+def _scores(sentence, sims, clause_sims, monkeypatch, with_clauses=True):
+    """Best score per priority for one sentence whose two clauses have ``clause_sims``."""
+    from assistant.align import scoring
+    from assistant.align.sentences import split_clauses
+
+    clauses = split_clauses(sentence)
+    assert len(clauses) == 2
+    pr, emb = _toy({sentence: sims, clauses[0]: clause_sims[0], clauses[1]: clause_sims[1]})
+    if not with_clauses:
+        monkeypatch.setattr(scoring, "split_clauses", lambda s: [])
+    best, _ = scoring.score_sentences([sentence], emb, pr)
+    monkeypatch.undo()
+    return dict(zip("abc", best.tolist()))
+
+
+def _raw(sentence, sims, phrase_ids=("a", "b", "c")):
+    """The sentence's uncorrected z per priority (all phrases), as ``score_sentences`` computes it."""
+    import numpy as np
+
+    from assistant.align import scoring
+
+    pr, emb = _toy({sentence: sims})
+    m = scoring._model(emb, pr)
+    v = scoring._unit(np.asarray(emb.embed_passages([sentence]), dtype=np.float32))
+    z = ((m.vectors @ v.T)[:, 0] - m.mu) / m.sd
+    return {pid: float(z[m.owner == i].max()) for i, pid in enumerate(phrase_ids)}
+
+
+def test_a_bulgarian_clause_rises_above_its_sentence_but_an_english_one_does_not(monkeypatch):
+    from assistant.align.scoring import BG_OFFSET, CLAUSE_CAP
+
+    # b is the sentence's second topic; its second clause is plainly about b
+    for sentence, a, b in [(BG_SENTENCE, "а-бг", "б-бг"), (EN_SENTENCE, "a-en", "b-en")]:
+        raw = _raw(sentence, {a: 0.5, b: 0.3})
+        got = _scores(sentence, {a: 0.5, b: 0.3}, [{a: 0.9}, {b: 0.9}], monkeypatch)
+        if sentence is BG_SENTENCE:  # a Bulgarian sentence scores further below its clause than an English one
+            assert got["b"] > raw["b"] + BG_OFFSET + 0.5
+        else:
+            assert got["b"] <= raw["b"] - CLAUSE_CAP + 1e-6
+
+
+def test_a_bulgarian_clause_is_compared_with_the_bulgarian_phrases_only(monkeypatch):
+    # the second clause is close to b's English phrase only (by chance, as short Bulgarian pieces are)
+    sims = {"а-бг": 0.5, "б-бг": 0.3, "b-en": 0.3}
+    alone = _scores(BG_SENTENCE, sims, [{}, {}], monkeypatch, with_clauses=False)
+    got = _scores(BG_SENTENCE, sims, [{"а-бг": 0.9}, {"b-en": 0.9}], monkeypatch)
+    assert got["b"] == pytest.approx(alone["b"])
+    # the same clause close to b's Bulgarian phrase does raise b
+    got = _scores(BG_SENTENCE, sims, [{"а-бг": 0.9}, {"б-бг": 0.9}], monkeypatch)
+    assert got["b"] > alone["b"] + 0.5
+
+
+def test_a_bulgarian_clause_raises_only_its_sentences_two_best_priorities(monkeypatch):
+    # c is only the sentence's third topic: a clause about c alone does not raise it
+    sims = {"а-бг": 0.5, "б-бг": 0.3, "в-бг": 0.2}
+    alone = _scores(BG_SENTENCE, sims, [{}, {}], monkeypatch, with_clauses=False)
+    got = _scores(BG_SENTENCE, sims, [{"а-бг": 0.9}, {"в-бг": 0.9}], monkeypatch)
+    assert got["c"] == pytest.approx(alone["c"])
+    # the same clause in an English sentence (the English rule is unchanged) does raise c
+    sims_en = {"a-en": 0.5, "b-en": 0.3, "c-en": 0.2}
+    alone_en = _scores(EN_SENTENCE, sims_en, [{}, {}], monkeypatch, with_clauses=False)
+    got_en = _scores(EN_SENTENCE, sims_en, [{"a-en": 0.9}, {"c-en": 0.9}], monkeypatch)
+    assert got_en["c"] > alone_en["c"] + 0.5
+
+
 def test_cli_align_json_and_bad_file(tmp_path, retriever, capsys):
     from assistant.align import register
     from assistant.cli import _common

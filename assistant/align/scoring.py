@@ -22,6 +22,12 @@ GENERIC_FREE = 1.75
 # clause's best specific one, and at most CLAUSE_CAP below its sentence's own uncorrected score
 CLAUSE_WIN = 0.15
 CLAUSE_CAP = 0.2
+# the clauses of a Bulgarian sentence (sixth round): a short Bulgarian piece lies close to some English phrase by
+# chance, so it is compared with the Bulgarian phrases only; it counts only for one of its sentence's
+# CLAUSE_TOP_BG best specific priorities; and, as its sentence scores further below it than an English sentence
+# does, it is held at most CLAUSE_CAP_BG below its sentence's score (negative: up to 1.0 above it)
+CLAUSE_TOP_BG = 2
+CLAUSE_CAP_BG = -1.0
 
 # Off-topic and boilerplate sentences: the null distribution each aspect's similarity is measured against.
 BACKGROUND: tuple[str, ...] = (
@@ -90,6 +96,7 @@ class _Model:
         self.mu = sims.mean(axis=1)
         self.sd = np.maximum(sims.std(axis=1), 1e-3)
         self.owner = np.array([i for i, _ in self.aspects])
+        self.bulgarian = np.array([a in priorities.items[i].aspects_bg for i, a in self.aspects])
 
 
 _MODELS: dict[tuple[str, Priorities], _Model] = {}
@@ -136,7 +143,9 @@ def score_sentences(sentences: list[str], embedder,
     The clauses of each sentence (``split_clauses``) are scored the same way, so that the second topic of a
     sentence about two wins its own focus contest; a clause counts only for the priorities it is mainly about
     (within ``CLAUSE_WIN`` of its best) and never above its sentence's uncorrected score less ``CLAUSE_CAP``;
-    the index returned is then that of the clause's sentence."""
+    the index returned is then that of the clause's sentence. A Bulgarian sentence's clauses are compared with
+    the Bulgarian phrases only, count only for one of the sentence's ``CLAUSE_TOP_BG`` best specific priorities
+    and are held ``CLAUSE_CAP_BG`` (not ``CLAUSE_CAP``) below the sentence's score."""
     priorities = priorities or load_priorities()
     m = _model(embedder, priorities)
     n, ns = len(priorities), len(sentences)
@@ -150,6 +159,9 @@ def score_sentences(sentences: list[str], embedder,
                 parent.append(j)
     sv = _unit(np.asarray(embedder.embed_passages(units), dtype=np.float32))
     z = ((m.vectors @ sv.T) - m.mu[:, None]) / m.sd[:, None]  # aspects x units
+    bg_sentence = np.array([is_bulgarian(t) for t in sentences])
+    bg_clause = np.concatenate([np.zeros(ns, dtype=bool), bg_sentence[parent[ns:]]])
+    z[np.ix_(~m.bulgarian, bg_clause)] = -np.inf  # a Bulgarian sentence's clauses: Bulgarian phrases only
     per = np.full((n, len(units)), -np.inf)  # priorities x units
     for row, owner in enumerate(m.owner):
         per[owner] = np.maximum(per[owner], z[row])
@@ -166,8 +178,11 @@ def score_sentences(sentences: list[str], embedder,
     eff = eff + BG_OFFSET * bulgarian[None, :]
     if len(units) > ns:
         par = np.array(parent[ns:])
-        cap = per[:, :ns] + BG_OFFSET * bulgarian[None, :ns] - CLAUSE_CAP
+        cap = per[:, :ns] + BG_OFFSET * bulgarian[None, :ns] - np.where(bg_sentence, CLAUSE_CAP_BG, CLAUSE_CAP)
         own = per[:, ns:] >= top[None, ns:] - CLAUSE_WIN
+        place = np.zeros((n, ns), dtype=int)  # each specific priority's place in its sentence, 0 = best
+        place[specific] = (-per[specific, :ns]).argsort(axis=0, kind="stable").argsort(axis=0)
+        own &= (place < CLAUSE_TOP_BG)[:, par] | ~bg_sentence[par][None, :]
         eff[:, ns:] = np.where(own, np.minimum(eff[:, ns:], cap[:, par]), -np.inf)
     arg = eff.argmax(axis=1)
     return eff[np.arange(n), arg], np.array(parent)[arg]
