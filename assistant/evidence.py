@@ -3,7 +3,8 @@
 When the gate cannot confirm the model's draft, the documents' own words are shown instead of the draft: a sentence
 copied from a passage asserts nothing the documents do not say. Each passage sentence is scored by how well it
 supports the declined draft (the citation check's matching: e5 cosine between draft and passage sentences) and by
-how close it is to the question (e5 query-passage cosine); the best one or two are quoted.
+how close it is to the question (e5 query-passage cosine); the best one or two are quoted. A sentence that announces
+a list (it ends with ":") is quoted together with the list's items, which hold what it announces.
 
 ``nothing_close`` decides the "not in the documents" outcome from signals the model cannot talk its way around:
 P(NOT_FOUND) under the strict prompt and the best passage's dense cosine (never the fused score).
@@ -33,6 +34,7 @@ NOT_FOUND_P = 0.9
 # ... and the best passage is no closer to the question than this (e5 cosine)
 NOT_FOUND_DENSE = 0.886
 _WORD = re.compile(r"[^\W_]+")
+_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+\S")  # a list item line: "- ...", "* ...", "1. ...", "2) ..."
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,39 @@ def quotable(sentence: str, max_chars: int = MAX_CHARS) -> bool:
             and len(sentence) <= max_chars)
 
 
+def list_quotes(text: str) -> dict[str, str]:
+    """A sentence that ends with ":" and is followed by list items, mapped to itself joined with those items (the
+    passage's own words, whitespace collapsed): the introduction alone names the list without saying what is in it."""
+    lines = text.split("\n")
+    out: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        if not line.rstrip().endswith(":") or line.lstrip().startswith("#"):
+            continue
+        items = []
+        for later in lines[i + 1:]:
+            if _ITEM.match(later):
+                items.append(later.strip())
+            elif later.strip():
+                break
+        intro = (split_sentences(line) or [""])[-1]
+        if items and intro:
+            out[intro] = " ".join(" ".join([intro] + items).split())
+    return out
+
+
 def passage_sentences(passages: Sequence[Passage], max_chars: int = MAX_CHARS) -> list[tuple[int, str]]:
-    """(passage number, sentence) for every quotable sentence of the passages, in passage order."""
-    return [(p.n, s) for p in passages for s in split_sentences(p.text) if quotable(s, max_chars)]
+    """(passage number, sentence) for every quotable sentence of the passages, in passage order; a sentence that
+    introduces a list comes with the list's items when the whole still fits ``max_chars``."""
+    out = []
+    for p in passages:
+        lists = list_quotes(p.text)
+        for s in split_sentences(p.text):
+            joined = lists.get(s)
+            if joined and quotable(joined, max_chars):
+                out.append((p.n, joined))
+            elif quotable(s, max_chars):
+                out.append((p.n, s))
+    return out
 
 
 def draft_sentences(draft: str) -> list[str]:

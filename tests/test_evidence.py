@@ -39,6 +39,31 @@ def test_only_quotable_sentences_are_candidates():
     assert not E.quotable("word " * 100 + ".")  # a run-on table row is not a sentence
 
 
+STEPS = ("An organisation applies for membership in three steps:\n\n1. It reads the founding documents.\n"
+         "2. It writes to the Management Board.\n3. The Board decides within one month.\n\nThe fee is due in January.")
+
+
+def test_a_sentence_that_introduces_a_list_is_quoted_with_the_list():
+    joined = ("An organisation applies for membership in three steps: 1. It reads the founding documents. "
+              "2. It writes to the Management Board. 3. The Board decides within one month.")
+    sentences = E.passage_sentences([passage(1, STEPS)])
+    assert (1, joined) in sentences  # the list's items, not only the sentence that announces them
+    assert (1, "An organisation applies for membership in three steps:") not in sentences
+    assert (1, "The fee is due in January.") in sentences  # the paragraph after the list is not part of it
+    assert (1, "It writes to the Management Board.") in sentences  # each item can still be quoted alone
+    assert joined in " ".join(STEPS.split())  # the passage's own words, whitespace collapsed
+    assert f"<mark>{joined}</mark>" in answer_html(Answer(
+        question="q", text=prompts.unconfirmed_text("en", [joined]), refused=True, outcome="unconfirmed",
+        evidence=[evidence_for(joined, passage(1, STEPS))], passages=[passage(1, STEPS)]))
+
+
+def test_a_list_too_long_to_quote_leaves_its_introduction_alone():
+    sentences = E.passage_sentences([passage(1, STEPS)], max_chars=100)
+    assert (1, "An organisation applies for membership in three steps:") in sentences
+    no_list = E.passage_sentences([passage(1, "Members get three things: advice, contacts and visibility.")])
+    assert no_list == [(1, "Members get three things: advice, contacts and visibility.")]
+
+
 def test_a_not_found_draft_gives_no_draft_sentences():
     assert E.draft_sentences("NOT_FOUND") == []
     assert E.draft_sentences("Send it to the Board [1]. It takes a month [1].") == ["Send it to the Board.",
