@@ -7,7 +7,6 @@ pieces, and finally the checked ``Answer``; ``ask`` returns only the ``Answer``.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from typing import Iterator, Sequence
@@ -132,7 +131,7 @@ class Assistant:
             timings["gate"] = time.perf_counter() - t
         except ModelError as exc:  # the model is missing, unreachable, too slow, or died mid-answer
             timings["total"] = time.perf_counter() - t0
-            yield self._degraded(base, timings, notice, str(exc), draft="".join(pieces).strip())
+            yield self._degraded(base, timings, notice, exc.reason, draft="".join(pieces).strip())
             return
 
         signals = {"p_not_found": p_nf, "min_logprob": min(logprobs) if logprobs else 0.0,
@@ -216,9 +215,7 @@ class Assistant:
                           quote=p.text[:400], source_url=(p.chunk.source_urls or ("",))[0], score=round(p.score, 4),
                           passage_n=p.n)
                  for p in passages]
-        # the reason up to its details, e.g. "model server at http://h:8080 is unreachable after 3 attempts"
-        # (split on ": ", " (" or ". ", so the colons of a URL are kept)
-        reason = re.split(r": | \(|\. ", why, maxsplit=1)[0].strip().rstrip(".")[:160] or "unknown error"
+        reason = why.strip().rstrip(".")[:160] or "unknown error"
         text = prompts.DEGRADED[base["language"]].format(why=reason)
         cut = " The answer text already shown was not checked and is withdrawn." if draft else ""
         return Answer(text=text, citations=cites, refused=False, outcome="unconfirmed", timings=timings, draft=draft,

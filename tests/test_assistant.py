@@ -134,6 +134,8 @@ def test_degraded_mode_when_the_model_server_is_down(corpus_index, embedder):
     dead = OpenAICompatLLM(f"http://127.0.0.1:{free_port()}", timeout=2, retries=1)
     a = Assistant(settings, store=store, embedder=embedder, llm=dead).ask("How do I join the cluster?")
     assert "Degraded mode" in a.notice and a.passages and a.citations and not a.refused
+    # the answer shows the error's own short reason, never a piece cut from its message
+    assert a.model_failure == f"model server at {dead.base_url} is unreachable after 2 attempts"
 
 
 def test_the_passages_are_streamed_before_the_model_reads_them(corpus_index, embedder):

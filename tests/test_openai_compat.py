@@ -130,8 +130,9 @@ def test_openai_compat_retries_a_server_that_drops_connections(fault_server):
     remote = OpenAICompatLLM(server.url, timeout=5, retries=2)
     t0 = time.perf_counter()
     # a close with unread bytes in the socket is a reset (ReadError) on a busy machine, a clean close otherwise
-    with pytest.raises(ModelError, match=r"is unreachable after 3 attempts: (RemoteProtocolError|ReadError)"):
+    with pytest.raises(ModelError, match=r"is unreachable after 3 attempts: (RemoteProtocolError|ReadError)") as err:
         remote.chat([{"role": "user", "content": "hi"}])
+    assert err.value.reason == f"model server at {remote.base_url} is unreachable after 3 attempts"  # no details
     assert server.accepted == 3 and time.perf_counter() - t0 < 4
 
 

@@ -16,9 +16,14 @@ FinishReason = Literal["stop", "length", "repeat", ""]
 
 
 class ModelError(SofiaError):
-    """A model could not be found, verified, loaded, reached, or it died; the message says what to do."""
+    """A model could not be found, verified, loaded, reached, or it died; the message says what to do.
+    ``reason`` is the short what-went-wrong a degraded answer shows, without details or the fix."""
 
     kind = "model"
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class ModelCrashed(ModelError):

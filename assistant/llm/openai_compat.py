@@ -52,17 +52,17 @@ class OpenAICompatLLM:
 
     def _unreachable(self, e: Exception, attempts: int = 1) -> ModelError:
         tries = f" after {attempts} attempts" if attempts > 1 else ""
-        return ModelError(f"model server at {self.base_url} is unreachable{tries}: {type(e).__name__}: {e}. "
-                          f"Start it, or check the server URL")
+        reason = f"model server at {self.base_url} is unreachable{tries}"
+        return ModelError(f"{reason}: {type(e).__name__}: {e}. Start it, or check the server URL", reason)
 
     def _timed_out(self, e: Exception) -> ModelError:
-        return ModelError(f"model server at {self.base_url} did not answer within {self.timeout:g} s "
-                          f"({type(e).__name__}); it may be overloaded: try again")
+        reason = f"model server at {self.base_url} did not answer within {self.timeout:g} s"
+        return ModelError(f"{reason} ({type(e).__name__}); it may be overloaded: try again", reason)
 
     def _broke_off(self, e: Exception | None) -> ModelError:
         why = f" ({type(e).__name__}: {e})" if e is not None else ""
-        return ModelError(f"model server at {self.base_url} stopped in the middle of the answer{why}. "
-                          f"Check that it is still running")
+        reason = f"model server at {self.base_url} stopped in the middle of the answer"
+        return ModelError(f"{reason}{why}. Check that it is still running", reason)
 
     def _payload(self, messages: list[Message], max_tokens: int, stop: list[str] | None, **extra: Any) -> dict:
         body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
@@ -119,7 +119,8 @@ class OpenAICompatLLM:
         resp = getattr(e, "response", None)
         detail = resp.text[:500] if resp is not None else str(e)
         code = resp.status_code if resp is not None else "?"
-        return ModelError(f"model server at {self.base_url} answered HTTP {code}: {detail}")
+        reason = f"model server at {self.base_url} answered HTTP {code}"
+        return ModelError(f"{reason}: {detail}", reason)
 
     @staticmethod
     def _content_logprobs(choice: dict) -> list[dict]:

@@ -72,7 +72,7 @@ class WorkerLLM:
         path = Path(model_path).expanduser()
         if not path.is_file():
             raise ModelError(f"model file {path} does not exist: pass an existing GGUF file, or leave the model "
-                             f"path unset to use the bundled model")
+                             f"path unset to use the bundled model", f"model file {path} does not exist")
         self.path = path
         self.name = path.name
         self.timeout = float(timeout)
@@ -105,7 +105,8 @@ class WorkerLLM:
             self._proc = subprocess.Popen([sys.executable, "-m", __name__, str(child.fileno())],
                                           pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env, cwd=root)
         except OSError as exc:
-            raise ModelError(f"the model process could not be started ({exc}): {FIX}") from exc
+            raise ModelError(f"the model process could not be started ({exc}): {FIX}",
+                             "the model process could not be started") from exc
         finally:
             child.close()
         self._conn = Connection(parent.detach())
@@ -114,7 +115,7 @@ class WorkerLLM:
         msg = self._recv("loading the model", LOAD_TIMEOUT)
         if msg[0] == "error":
             self._stop()
-            raise ModelError(msg[1])
+            raise ModelError(*msg[1:])
         self._take_state(msg[1])
 
     def _alive(self) -> bool:
@@ -152,10 +153,10 @@ class WorkerLLM:
             except subprocess.TimeoutExpired:
                 pass
         self._stop()
-        # the reason comes first, up to ": ", so the degraded answer can show it whole
         self.last_failure = f"the model process was {describe_exit(code)} while {doing}"
         log.info("%s; it is started again for the next call", self.last_failure)
-        return ModelCrashed(f"{self.last_failure}: it is started again for the next question; if this repeats, {FIX}")
+        return ModelCrashed(f"{self.last_failure}: it is started again for the next question; if this repeats, {FIX}",
+                            self.last_failure)
 
     def _recv(self, doing: str, timeout: float) -> tuple:
         conn = self._conn
@@ -164,7 +165,8 @@ class WorkerLLM:
             if not conn.poll(timeout):
                 self._stop()
                 self.last_failure = f"the model process sent nothing for {timeout:g} s while {doing}"
-                raise ModelError(f"{self.last_failure}: it was stopped and is started again for the next question")
+                raise ModelError(f"{self.last_failure}: it was stopped and is started again for the next question",
+                                 self.last_failure)
             return conn.recv()
         except (EOFError, OSError):
             raise self._died(doing) from None
@@ -182,7 +184,7 @@ class WorkerLLM:
                 raise self._died(doing) from None
             msg = self._recv(doing, self.timeout)
             if msg[0] == "error":
-                raise ModelError(msg[1])
+                raise ModelError(*msg[1:])
             self._take_state(msg[2])
             return msg[1]
 
@@ -211,7 +213,7 @@ class WorkerLLM:
                         continue
                     finished = True
                     if msg[0] == "error":
-                        raise ModelError(msg[1])
+                        raise ModelError(*msg[1:])
                     self.last_stream = msg[1]
                     self._take_state(msg[2])
                     return
@@ -287,7 +289,7 @@ def serve(conn: Connection) -> None:
     except EOFError:
         return
     except ModelError as exc:
-        conn.send(("error", str(exc)))
+        conn.send(("error", str(exc), exc.reason))
         return
     conn.send(("ready", _state(llm)))
     calls = {"chat": llm.chat, "next_token_probs": llm.next_token_probs, "keep_prefix": llm.keep_prefix,
@@ -303,8 +305,10 @@ def serve(conn: Connection) -> None:
         try:
             value = _stream(llm, conn, kwargs) if op == "stream" else calls[op](**kwargs)
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides; the child goes on
-            message = str(exc) if isinstance(exc, ModelError) else f"the model failed: {type(exc).__name__}: {exc}"
-            conn.send(("error", message))
+            if isinstance(exc, ModelError):
+                conn.send(("error", str(exc), exc.reason))
+            else:
+                conn.send(("error", f"the model failed: {type(exc).__name__}: {exc}", f"the model failed ({type(exc).__name__})"))
             continue
         conn.send(("done", value, _state(llm)))
 
