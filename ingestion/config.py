@@ -92,9 +92,9 @@ class Settings:
     # the bundled model writes Bulgarian poorly, so English is the default (measured: docs/PERFORMANCE-HISTORY.md)
     answer_language: str = setting('"en": answer in English (a Bulgarian asker gets a note why); "question": '
                                    'in the question\'s language', "en")
-    # the checked answer needs the whole draft, so holding the draft back costs the first word (docs/EVALUATION.md)
+    # off: a draft the check declines is never on screen; on: the first word comes sooner (docs/EVALUATION.md)
     stream_drafts: bool = setting(
-        "1: show the draft as the model writes it (withdrawn if not confirmed); 0: only checked text", True)
+        "0: only checked text is shown; 1: the draft as the model writes it (withdrawn if not confirmed)", False)
     prefix_cache_mb: int = setting("MB of disk for the model's saved state after a prompt's beginning; 0: off", 2048)
     llm_timeout: float = setting("seconds the model may stay silent (before a token) before the answer fails", 120.0)
     # retrieval

@@ -150,16 +150,17 @@ def test_the_passages_are_streamed_before_the_model_reads_them(corpus_index, emb
     assert sum(isinstance(i, Retrieved) for i in items) == 1
 
 
-def test_with_stream_drafts_off_only_the_checked_answer_is_shown(assistant):
-    """SOFIA_QA_STREAM_DRAFTS=0: the passages come first, then the whole checked answer; no draft text is streamed
-    that the check could later withdraw (the same question streams its draft with the default)."""
+def test_by_default_only_the_checked_answer_is_shown(assistant):
+    """The default (SOFIA_QA_STREAM_DRAFTS=0): the passages come first, then the whole checked answer; no draft text
+    is streamed that the check could later withdraw. With SOFIA_QA_STREAM_DRAFTS=1 the same question streams its
+    draft."""
     q = "What does a first-time Gold label assessment cost?"
-    held = Assistant(assistant.settings.with_overrides(stream_drafts=False), store=assistant.store,
-                     embedder=assistant.embedder, llm=assistant.llm)
-    items = list(held.ask_stream(q))
+    items = list(assistant.ask_stream(q))
     assert isinstance(items[0], Retrieved) and isinstance(items[-1], Answer) and len(items) == 2
     assert "8,250" in items[-1].text or "8250" in items[-1].text.replace(" ", "")
-    assert any(isinstance(i, str) for i in assistant.ask_stream(q))
+    streaming = Assistant(assistant.settings.with_overrides(stream_drafts=True), store=assistant.store,
+                          embedder=assistant.embedder, llm=assistant.llm)
+    assert any(isinstance(i, str) for i in streaming.ask_stream(q))
 
 
 def test_long_question_is_truncated_with_a_notice(corpus_index, embedder):

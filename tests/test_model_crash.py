@@ -141,7 +141,8 @@ def worker_assistant(corpus_index, embedder):
 
     settings, store = corpus_index
     llm = WorkerLLM(bundled_model_path(settings.model_cache), n_ctx=settings.n_ctx, n_threads=settings.threads)
-    yield Assistant(settings, store=store, embedder=embedder, llm=llm)
+    # drafts streamed, so the test can kill the model once the answer has begun to reach the user
+    yield Assistant(settings.with_overrides(stream_drafts=True), store=store, embedder=embedder, llm=llm)
     llm.close()
 
 

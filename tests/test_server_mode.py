@@ -327,7 +327,8 @@ def test_model_server_killed_mid_answer_degrades_then_recovers(model_server, cor
     if not model_server.running():
         model_server.start()
     url = model_server.url
-    bot = Assistant(Settings.from_env(db=settings.db, llm_url=url), store=store, embedder=embedder, llm=patient(url))
+    bot = Assistant(Settings.from_env(db=settings.db, llm_url=url, stream_drafts=True), store=store, embedder=embedder,
+                    llm=patient(url))
     shown: list[str] = []
     final = []
     for item in bot.ask_stream(GOLD, k=ANSWER_K):  # no exception may escape
