@@ -103,6 +103,14 @@ def test_a_stream_closed_early_leaves_the_same_worker_ready(smol_worker):
     assert smol_worker.pid == pid and smol_worker.starts == 1
 
 
+def test_an_error_inside_the_child_is_a_model_error_with_a_short_reason_and_the_child_goes_on(smol_worker):
+    with pytest.raises(ModelError) as err:
+        smol_worker.count_tokens(None)  # the child's tokenizer raises AttributeError
+    assert err.value.reason == "the model failed (AttributeError)" and str(err.value).startswith(err.value.reason + ":")
+    pid = smol_worker.pid
+    assert smol_worker.count_tokens("hello") > 0 and smol_worker.pid == pid and smol_worker.starts == 1
+
+
 def test_a_silent_worker_is_stopped_after_the_timeout_and_replaced():
     llm = WorkerLLM(smollm2_path(), n_ctx=2048, n_threads=1, timeout=2)
     try:

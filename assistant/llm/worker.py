@@ -8,7 +8,7 @@ the passages), and the next call starts a fresh child.
 Parent and child talk over a socket pair with ``multiprocessing.connection`` (pickled tuples):
 - parent -> child: ``("load", spec)`` once, then ``(op, kwargs)``; ``("cancel",)`` stops a stream early;
 - child -> parent: ``("ready", state)``, then for each call ``("piece", text)``* and ``("done", value, state)`` or
-  ``("error", message)``. The child exits when its end of the pair closes (the parent ended).
+  ``("error", message, reason)`` (``ModelError``'s two parts). The child exits when its end of the pair closes (the parent ended).
 """
 
 from __future__ import annotations
@@ -308,7 +308,8 @@ def serve(conn: Connection) -> None:
             if isinstance(exc, ModelError):
                 conn.send(("error", str(exc), exc.reason))
             else:
-                conn.send(("error", f"the model failed: {type(exc).__name__}: {exc}", f"the model failed ({type(exc).__name__})"))
+                what = f"the model failed ({type(exc).__name__})"
+                conn.send(("error", f"{what}: {exc}", what))
             continue
         conn.send(("done", value, _state(llm)))
 
