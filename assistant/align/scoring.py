@@ -159,7 +159,8 @@ def score_sentences(sentences: list[str], embedder,
                 parent.append(j)
     sv = _unit(np.asarray(embedder.embed_passages(units), dtype=np.float32))
     z = ((m.vectors @ sv.T) - m.mu[:, None]) / m.sd[:, None]  # aspects x units
-    bg_sentence = np.array([is_bulgarian(t) for t in sentences])
+    bulgarian = np.array([is_bulgarian(t) for t in units])  # units[:ns] are the sentences themselves
+    bg_sentence = bulgarian[:ns]
     bg_clause = np.concatenate([np.zeros(ns, dtype=bool), bg_sentence[parent[ns:]]])
     z[np.ix_(~m.bulgarian, bg_clause)] = -np.inf  # a Bulgarian sentence's clauses: Bulgarian phrases only
     per = np.full((n, len(units)), -np.inf)  # priorities x units
@@ -174,7 +175,6 @@ def score_sentences(sentences: list[str], embedder,
     for i, p in enumerate(priorities):
         if p.id in umbrellas:
             eff[i] = per[i] - generic
-    bulgarian = np.array([is_bulgarian(t) for t in units], dtype=float)
     eff = eff + BG_OFFSET * bulgarian[None, :]
     if len(units) > ns:
         par = np.array(parent[ns:])
