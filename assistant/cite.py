@@ -6,7 +6,9 @@ passage) and by shared numbers. A sentence whose numbers do not all appear in it
 or that no passage supports, is removed; so is a sentence that only points at a passage ("This is stated
 in passage [2].") or restates the question (as a question, or in its words with nothing added), and a
 sentence that leans on a removed one ("This fee is paid by ...") goes with it, and so does a sentence written a
-second time. Citations the model writes in words ("(Passage 1)") count as markers. All functions here except
+second time. A small figure must stand in the passage beside a word it stands beside in the answer ("1 project" over
+"Priority Axis 1" is a figure about something else), and an answer to "how many ...?" or "which year ...?" that
+gives no figure of its own answers nothing. Citations the model writes in words ("(Passage 1)") count as markers. All functions here except
 ``assign_citations`` are pure.
 """
 
@@ -130,6 +132,69 @@ def restates(sentence: str, question: str) -> bool:
     return bool(said) and all(w in asked or w in _FILLER for w in said)
 
 
+# a figure this small recurs in a passage about other things ("Priority Axis 1", "at least 7 members"), so its
+# neighbours must agree; a longer one (a registration number, a budget, a year) is specific enough on its own
+SMALL_FIGURE = 1000
+FIGURE_WINDOW = 4  # words on each side of a figure that say what it counts (chosen on the dev split)
+_TOKEN = re.compile(r"\d[\d\s.,]*\d|\d|[^\W\d_]+")
+_CYRILLIC = re.compile(r"[а-яёА-ЯЁ]")
+
+
+def _neighbours(text: str, number: str, window: int = FIGURE_WINDOW) -> list[set[str]]:
+    """For each place ``number`` stands in ``text``: the first four letters of the content words around it."""
+    tokens = _TOKEN.findall(text)
+    out = []
+    for i, tok in enumerate(tokens):
+        if tok[0].isdigit() and normalise_number(tok) == number:
+            around = tokens[max(0, i - window): i] + tokens[i + 1: i + 1 + window]
+            out.append({w.lower()[:4] for w in around if not w[0].isdigit() and w.lower() not in _FILLER})
+    return out
+
+
+def figures_about_something_else(sentence: str, sources: Sequence[str], question: str = "") -> set[str]:
+    """Small figures of the sentence that the sources hold only beside other words ("There was 1 project" over
+    "Priority Axis 1"). A figure the question gives, one the sources spell out, and one whose neighbours are in
+    another script than the sources' (a Bulgarian answer over an English passage) are not judged."""
+    body = strip_markers(sentence)
+    text = " ".join(sources)
+    out = set()
+    for n in numbers(body) - numbers(question):
+        if not (n.isdigit() and int(n) < SMALL_FIGURE):
+            continue
+        mine = set().union(*_neighbours(body, n))
+        theirs = _neighbours(text, n)
+        scripts = {bool(_CYRILLIC.search(w)) for w in mine}
+        if not theirs or not any(bool(_CYRILLIC.search(w)) in scripts for t in theirs for w in t):
+            continue
+        if not any(mine & t for t in theirs):
+            out.add(n)
+    return out
+
+
+# questions whose answer is a figure: an answer without one answers something else. Not "how much" (it may be "free")
+# or "when" (it may be "after registration")
+_ASKS_FIGURE = re.compile(r"\b(?:how many|(?:what|which) year|what (?:percentage|share)|колко|(?:коя|която) година|"
+                          r"какъв процент)\b", re.IGNORECASE)
+# an answer of "none", "no ..." or "free" gives its figure in words
+_NONE_WORDS = re.compile(r"(?<!\w)(?:no|none|zero|free|нито|няма|нула|безплатн\w*)(?!\w)", re.IGNORECASE)
+
+
+def gives_figure(sentences: Sequence[str], question: str) -> bool:
+    """Does an answer to a question that asks for a figure give one the question does not (digits, a number word,
+    or "none")? Answers to other questions always do."""
+    if not _ASKS_FIGURE.search(question):
+        return True
+    asked = numbers(question)
+    for s in sentences:
+        body = strip_markers(s)
+        if numbers(body) - asked or _NONE_WORDS.search(body):
+            return True
+        if any(n not in asked and re.search(rf"(?<!\w){w}(?!\w)", body, re.IGNORECASE)
+               for n, words in NUMBER_WORDS.items() for w in words):
+            return True
+    return False
+
+
 def normalise_number(raw: str) -> str:
     """40,400 / 40 400 / 40400 -> 40400; 2.5 stays 2.5; a trailing full stop is dropped."""
     s = raw.strip().rstrip(".,")
@@ -181,13 +246,16 @@ class Problem(Enum):
     QUESTION = "it is a question, not an answer"
     RESTATES_QUESTION = "it only repeats the question"
     NUMBERS_NOT_IN_PASSAGE = "numbers not in the cited passage: {detail}"
+    FIGURE_ABOUT_ELSE = "in the cited passage {detail} counts something else"
+    NO_FIGURE = "the question asks for a figure and the answer gives none"
     UNSUPPORTED = "no passage supports it (best similarity {detail})"
     NAMES_NOT_IN_PASSAGE = "names not in the cited passage: {detail}"
     LEANS_ON_REMOVED = "it refers back to a removed sentence"
 
 
 # a sentence removed for one of these states something nobody said, so a sentence leaning on it goes too
-_INVENTED = frozenset({Problem.NUMBERS_NOT_IN_PASSAGE, Problem.NAMES_NOT_IN_PASSAGE, Problem.LEANS_ON_REMOVED})
+_INVENTED = frozenset({Problem.NUMBERS_NOT_IN_PASSAGE, Problem.FIGURE_ABOUT_ELSE, Problem.NAMES_NOT_IN_PASSAGE,
+                       Problem.LEANS_ON_REMOVED})
 
 
 @dataclass
@@ -267,6 +335,8 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
             check.remove(Problem.RESTATES_QUESTION)
         elif missing_numbers:
             check.remove(Problem.NUMBERS_NOT_IN_PASSAGE, ", ".join(sorted(missing_numbers)))
+        elif elsewhere := figures_about_something_else(check.sentence, [by_n[c].text for c in chosen], question):
+            check.remove(Problem.FIGURE_ABOUT_ELSE, ", ".join(sorted(elsewhere)))
         elif support < support_min:
             check.remove(Problem.UNSUPPORTED, f"{support:.2f}")
         else:
@@ -284,6 +354,10 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
         seen.add(said)
         checks.append(check)
     kept = [c for c in checks if c.kind is None]
+    if kept and not gives_figure([c.sentence for c in kept], question):
+        for c in kept:
+            c.remove(Problem.NO_FIGURE)
+        kept = []
     sentences_index = {c.sentence: i for i, c in enumerate(checks)}
     citations: list[Citation] = []
     order: dict[int, int] = {}

@@ -70,6 +70,42 @@ def test_a_sentence_leaning_on_an_invented_number_goes_with_it():
     assert [c.kind for c in checks] == [Problem.NUMBERS_NOT_IN_PASSAGE, Problem.LEANS_ON_REMOVED] and text == ""
 
 
+def test_a_small_figure_must_count_in_the_passage_what_it_counts_in_the_answer():
+    from assistant.cite import figures_about_something_else as elsewhere
+
+    axis = ["Projects of the procedure belong to Priority Axis 1 and intervention field 063."]
+    assert elsewhere("There was 1 project funded under the procedure.", axis) == {"1"}
+    members = ["An initial-stage cluster needed at least 7 members registered under the Commerce Act."]
+    assert elsewhere("A cluster needs at least 7 members.", members) == set()
+    # a long figure is specific enough; a figure the question gives is no claim; other scripts are not judged
+    assert elsewhere("Its BULSTAT is 177131294.", ["Registration code 177131294, Sofia."]) == set()
+    assert elsewhere("There was 1 project funded.", axis, "Was 1 project funded?") == set()
+    assert elsewhere("Има 1 финансиран проект.", axis) == set()
+
+
+@pytest.mark.parametrize("answer, question, gives", [
+    ("The cluster has members.", "How many members does the cluster have?", False),
+    ("The cluster has 43 members.", "How many members does the cluster have?", True),
+    ("The council has four representatives of industry.", "How many industry representatives sit on it?", True),
+    ("No projects were funded.", "How many projects were funded?", True),
+    ("The conference was held in the National Palace of Culture on 3-4 May.",
+     "The conference on 3-4 May: which year was it held?", False),
+    ("Конференцията е в НДК.", "През коя година е конференцията?", False),
+    ("The fee is paid by members.", "Who pays the fee?", True),
+])
+def test_an_answer_to_how_many_or_which_year_must_give_a_figure_of_its_own(answer, question, gives):
+    from assistant.cite import gives_figure
+
+    assert gives_figure([answer], question) is gives
+
+
+def test_an_answer_with_no_figure_for_a_how_many_question_is_declined_whole():
+    passages = [Passage(chunk=chunk("a.md", "cluster"), text="The board meets every month.", score=1.0, n=1)]
+    text, _, checks = assign_citations("The board meets every month [1].", passages,
+                                       "How many board members are there?", _embed)
+    assert [c.kind for c in checks] == [Problem.NO_FIGURE] and text == ""
+
+
 def test_glossary_is_decided_by_doc_type_not_by_name():
     named = chunk("my-glossary-notes.md", "reference")
     typed = chunk("terms.md", "glossary", "- **клъстер** — cluster, a group of firms\n")
