@@ -30,7 +30,8 @@ _WORD_MARK = re.compile(r"\s*\(?\b(?:passages?|пасажи?|пасажа|отк
 # words that say where an answer is without saying anything ("This is stated in passage [2].")
 _META_WORDS = frozenset("""this that these it its is are was were be been stated mentioned described given shown found
     written listed noted explained in on of the a an to as per see above below here there also both same figure
-    information answer fact facts passage passages text document documents source sources according which
+    information answer fact facts passage passages text document documents source sources according which from
+    provided taken comes
     they them those and
     това тази този е са се посочено посочена споменато споменава описано описана дадено в във на от пасаж пасажа
     пасажи откъс откъса текста документа документите източника информацията според и те двата двете""".split())
