@@ -155,7 +155,24 @@ def test_clauses_split_a_two_topic_sentence_and_join_short_pieces():
     assert split_clauses("The planner combines the metro, trams, buses and shared bicycles in one trip.") == [
         "The planner combines the metro", "trams, buses and shared bicycles in one trip."]
     assert split_clauses("An app that tells drivers where to park.") == []  # one clause: nothing to add
-    assert split_clauses("Heat pumps and solar panels, cheap.") == []  # pieces too short
+    assert split_clauses("Pumps and solar panels, cheap.") == []  # pieces too short
+
+
+def test_a_two_word_head_is_a_clause_of_its_own():
+    from assistant.align.sentences import split_clauses
+
+    # seventh round: the head names what is built; joined to the next piece alone, its topic was outvoted there
+    assert split_clauses("Облачна платформа, в която лабораториите съхраняват резултатите от изследванията, а "
+                         "лекарят ги вижда веднага.") == [
+        "Облачна платформа", "Облачна платформа, в която лабораториите съхраняват резултатите от изследванията",
+        "а лекарят ги вижда веднага."]
+    # a sentence that gives no other clause still gives its head
+    assert split_clauses("Роботизирана ръка с камера ще сортира пластмасовите отпадъци на лентата.") == [
+        "Роботизирана ръка"]
+    assert split_clauses("Heat pumps and solar panels, cheap.") == ["Heat pumps"]
+    # a one-word head is not a clause; a head of four words or more is an ordinary clause
+    assert split_clauses("Pumps and solar panels, cheap.") == []
+    assert split_clauses("An app that tells drivers where to park.") == []
 
 
 def test_a_clause_is_scored_but_its_sentence_is_the_evidence():

@@ -12,6 +12,9 @@ SENT_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'(«„A-ZА-Я0-9])")
 BULLET = re.compile(r"^\s*(?:[#>*\-+•]+|\d+[.)])\s*")
 
 CLAUSE_MIN_WORDS = 4  # a shorter piece ("trams", "с двуфакторен вход") is joined to its neighbour
+# a sentence's first piece of this many words or more (and under CLAUSE_MIN_WORDS) is also a clause of its own: a
+# head noun phrase that names what is built ("Облачна платформа, в която ...", "Роботизирана ръка с камера ...")
+CLAUSE_HEAD_MIN_WORDS = 2
 # where a sentence about two topics usually turns from one to the other (English and Bulgarian)
 CLAUSE_WORDS = ("and", "with", "while", "so that", "but", "which", "where", "whose", "who", "over", "through",
                 "using", "и", "с", "със", "а", "като", "които", "която", "който", "което", "така че", "но", "чрез",
@@ -57,9 +60,13 @@ def split_clauses(sentence: str, min_words: int = CLAUSE_MIN_WORDS) -> list[str]
     """A sentence -> its clauses of at least ``min_words`` words, split at ``;:,`` and linking words.
 
     A piece shorter than ``min_words`` is joined to the next one (the last to the one before), separator
-    included, so a list of nouns stays together. A sentence that gives fewer than two clauses yields []."""
+    included, so a list of nouns stays together. A sentence that gives fewer than two clauses yields [],
+    except for its head: a first piece of ``CLAUSE_HEAD_MIN_WORDS`` words or more but under ``min_words``, followed
+    by a break, is also given as a clause of its own (seventh round, docs/ALIGNMENT.md), first."""
     parts = CLAUSE_BREAK.split(sentence)
     pieces, seps = parts[0::2], parts[1::2]
+    head = pieces[0].strip(" ,;:")
+    head = [head] if len(pieces) > 1 and CLAUSE_HEAD_MIN_WORDS <= len(head.split()) < min_words else []
     out: list[str] = []
     for i, piece in enumerate(pieces):
         short_last = i == len(pieces) - 1 and len(piece.split()) < min_words
@@ -71,4 +78,4 @@ def split_clauses(sentence: str, min_words: int = CLAUSE_MIN_WORDS) -> list[str]
         last = out.pop()
         out[-1] += " " + last
     out = [" ".join(c.split()).strip(" ,;:") for c in out]
-    return [c for c in out if len(c.split()) >= min_words] if len(out) > 1 else []
+    return head + ([c for c in out if len(c.split()) >= min_words] if len(out) > 1 else [])
