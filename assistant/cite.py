@@ -302,6 +302,12 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
         ranked = sorted(best_for, key=lambda n: -best_for[n][0])
         # the model's marker wins when that passage supports the sentence nearly as well as the best one
         chosen = [n for n in claimed if best_for[n][0] >= max(support_min, best_for[ranked[0]][0] - 0.05)]
+        # "This was funded by ..." goes on about the sentence before it, so it keeps that sentence's source when
+        # the source supports it nearly as well as the best passage
+        if not chosen and checks and checks[-1].kind is None and leans_back(sent):
+            before = checks[-1].cited[0]
+            if best_for.get(before, (-1.0, 0))[0] >= max(support_min, best_for[ranked[0]][0] - 0.05):
+                chosen = [before]
         if not chosen and ranked:
             chosen = [ranked[0]]
         # a glossary entry restates a fact to translate its terms: the document that states the fact is the source

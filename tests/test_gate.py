@@ -106,6 +106,22 @@ def test_an_answer_with_no_figure_for_a_how_many_question_is_declined_whole():
     assert [c.kind for c in checks] == [Problem.NO_FIGURE] and text == ""
 
 
+def test_a_sentence_that_leans_back_keeps_the_source_of_the_sentence_before_it():
+    a1, a2 = "The project cost BGN 100.", "This was funded by OPIC."
+    p1, p2 = "The project cost BGN 100 and OPIC funded it.", "OPIC funds cluster projects."
+    vectors = {a1: [0.243, 0.97, 0.0], a2: [0.0, 1.0, 0.0], p1: [0.243, 0.97, 0.0], p2: [0.0, 0.99, 0.141]}
+
+    def embed(texts):
+        out = np.array([vectors[t] for t in texts])
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    passages = [Passage(chunk=chunk("a.md", "cluster"), text=p1, score=1.0, n=1),
+                Passage(chunk=chunk("b.md", "cluster", n=2), text=p2, score=0.9, n=2)]
+    text, citations, _ = assign_citations(f"{a1} {a2}", passages, "What did the project cost?", embed)
+    # p2 supports "This was funded by OPIC." a little better (0.99 against 0.97), but "This" is the project of p1
+    assert text == f"{a1} [1] {a2} [1]" and [c.passage_n for c in citations] == [1]
+
+
 def test_glossary_is_decided_by_doc_type_not_by_name():
     named = chunk("my-glossary-notes.md", "reference")
     typed = chunk("terms.md", "glossary", "- **клъстер** — cluster, a group of firms\n")
