@@ -6,10 +6,10 @@ passage) and by shared numbers. A sentence whose numbers do not all appear in it
 or that no passage supports, is removed; so is a sentence that only points at a passage ("This is stated
 in passage [2].") or restates the question (as a question, or in its words with nothing added), and a
 sentence that leans on a removed one ("This fee is paid by ...") goes with it, and so does a sentence written a
-second time. A small figure must stand in the passage beside a word it stands beside in the answer ("1 project" over
-"Priority Axis 1" is a figure about something else), and an answer to "how many ...?" or "which year ...?" that
-gives no figure of its own answers nothing. Citations the model writes in words ("(Passage 1)") count as markers. All functions here except
-``assign_citations`` are pure.
+second time. A small figure must stand in the passage beside a word it stands beside in the answer ("1 project"
+over "Priority Axis 1" is a figure about something else), and an answer to "how many ...?" or "which year ...?"
+that gives no figure of its own answers nothing. Citations the model writes in words ("(Passage 1)") count as
+markers. All functions here except ``assign_citations`` are pure.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ SUPPORT_MIN = 0.80  # e5 cosine between an answer sentence and its best passage 
 _CLOSED = re.compile(r"[.!?…:;)\]\"'»”]\s*$")
 # a marker the model had begun when it was stopped ("... in 2015 [2"): the sentence itself was done
 _DANGLING = re.compile(r"\s*\[\d{0,2}\s*$")
+NEAR_BEST = 0.05  # a passage this close to the best one's support may be cited instead (a marker, a sentence before)
 GLOSSARY_MARGIN = 0.05  # a document passage this close to a glossary passage's support is cited instead
 
 
@@ -138,7 +139,7 @@ def restates(sentence: str, question: str) -> bool:
 SMALL_FIGURE = 1000
 FIGURE_WINDOW = 4  # words on each side of a figure that say what it counts (chosen on the dev split)
 _TOKEN = re.compile(r"\d[\d\s.,]*\d|\d|[^\W\d_]+")
-_CYRILLIC = re.compile(r"[а-яёА-ЯЁ]")
+_CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 
 
 def _neighbours(text: str, number: str, window: int = FIGURE_WINDOW) -> list[set[str]]:
@@ -190,8 +191,7 @@ def gives_figure(sentences: Sequence[str], question: str) -> bool:
         body = strip_markers(s)
         if numbers(body) - asked or _NONE_WORDS.search(body):
             return True
-        if any(n not in asked and re.search(rf"(?<!\w){w}(?!\w)", body, re.IGNORECASE)
-               for n, words in NUMBER_WORDS.items() for w in words):
+        if any(n not in asked and _spelled_out(n, [body]) for n in NUMBER_WORDS):
             return True
     return False
 
@@ -301,12 +301,12 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
         claimed = [n for n in markers(sent) if n in by_n]
         ranked = sorted(best_for, key=lambda n: -best_for[n][0])
         # the model's marker wins when that passage supports the sentence nearly as well as the best one
-        chosen = [n for n in claimed if best_for[n][0] >= max(support_min, best_for[ranked[0]][0] - 0.05)]
+        chosen = [n for n in claimed if best_for[n][0] >= max(support_min, best_for[ranked[0]][0] - NEAR_BEST)]
         # "This was funded by ..." goes on about the sentence before it, so it keeps that sentence's source when
         # the source supports it nearly as well as the best passage
         if not chosen and checks and checks[-1].kind is None and leans_back(sent):
             before = checks[-1].cited[0]
-            if best_for.get(before, (-1.0, 0))[0] >= max(support_min, best_for[ranked[0]][0] - 0.05):
+            if best_for.get(before, (-1.0, 0))[0] >= max(support_min, best_for[ranked[0]][0] - NEAR_BEST):
                 chosen = [before]
         if not chosen and ranked:
             chosen = [ranked[0]]
