@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from typing import Literal, Sequence, get_args
 
+from ingestion.context import period_order, series_name
 from ingestion.language import detect_language
 from ingestion.store import Store
 from ingestion.types import Chunk
@@ -308,10 +309,35 @@ class Retriever:
         return dense, lexical
 
 
+# "the latest 10-Q", "the most recent report", "последния отчет": the newest of a series of reports is meant
+_ASKS_LATEST = re.compile(r"\b(?:latest|most recent|newest)\b|(?<!\w)(?:последн|най-нов)", re.IGNORECASE)
+
+
+def prefer_latest(question: str, rows: Sequence[tuple[Chunk, float, float, float]]) -> list:
+    """For a question about the latest report, the chunks of an older report of a series (the same file name
+    but for its period: "2022 Q3 AAPL" beside "2023 Q3 AAPL") go after the rest, in their fused order; the
+    question's words cannot say which quarter is newest, the periods can. Other questions: ``rows`` unchanged."""
+    if not _ASKS_LATEST.search(question):
+        return list(rows)
+    newest: dict[str, tuple] = {}
+    for chunk, *_ in rows:
+        when = period_order(chunk.period)
+        if when is not None:
+            name = series_name(chunk.doc_id)
+            newest[name] = max(newest.get(name, when), when)
+
+    def older(chunk: Chunk) -> bool:
+        when = period_order(chunk.period)
+        return when is not None and when < newest[series_name(chunk.doc_id)]
+
+    return sorted(rows, key=lambda row: older(row[0]))
+
+
 def rank(question: str, dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]],
          k: int) -> list[Passage]:
-    """The first ``k`` passages: both lists fused, one glossary chunk at most, neighbours merged, numbered."""
-    rows = fuse(dense, lexical)
+    """The first ``k`` passages: both lists fused (the latest report of a series first when the question asks for
+    it), one glossary chunk at most, neighbours merged, numbered."""
+    rows = prefer_latest(question, fuse(dense, lexical))
     passages = merge_neighbours(one_glossary_chunk(rows)[: max(k, 1) * 2])[:k]
     for n, p in enumerate(passages, start=1):
         p.n = n

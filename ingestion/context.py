@@ -90,6 +90,37 @@ def document_period(doc: Paged) -> str | None:
     return next((p for p in found if p.lower() not in label), found[0] if found else None)
 
 
+_MONTH_NUMBER = {m: i for i, m in enumerate(
+    "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}
+
+
+def period_order(period: str | None) -> tuple[int, int, int] | None:
+    """(year, month, day) the period ends, to tell the newer of two; None when it names no year.
+    "quarterly period ended July 1, 2023" -> (2023, 7, 1); "2023 Q2" -> (2023, 6, 0); "2021-2027" -> (2027, 0, 0)."""
+    if not period:
+        return None
+    m = re.search(rf"({_MONTHS})\s+(\d{{1,2}}),?\s+({_YEAR})", period, re.I)
+    if m:
+        return int(m.group(3)), _MONTH_NUMBER[m.group(1)[:3].lower()], int(m.group(2))
+    m = re.search(rf"({_YEAR})\s*[-_ ]?\s*Q([1-4])|Q([1-4])\s*[-_ ]?\s*({_YEAR})", period, re.I)
+    if m:
+        return int(m.group(1) or m.group(4)), 3 * int(m.group(2) or m.group(3)), 0
+    years = re.findall(_YEAR, period)
+    return (max(map(int, years)), 0, 0) if years else None
+
+
+_NOT_A_NAME = {"fy", *_MONTH_NUMBER, "june", "july", "sept", "march", "april",
+               "january", "february", "august", "september", "october", "november", "december"}
+
+
+def series_name(path: str | Path) -> str:
+    """What a file is without its period: "2023 Q1 INTC.pdf" and "2022 Q3 INTC.pdf" are both "intc", so the two
+    are one series of reports; numbers, quarters and months are dropped ("board-minutes-2024-05" -> "board minutes")."""
+    words = re.findall(r"[^\W\d_]+|\d+", Path(path).stem.lower())
+    # a lone letter is what is left of "Q1" or "H2"
+    return " ".join(w for w in words if len(w) > 1 and not w.isdigit() and w not in _NOT_A_NAME)
+
+
 def chunk_header(label: str, period: str | None, heading_path: tuple[str, ...]) -> str:
     """The first line of a chunk's embedded text: "label (period) > section > subsection"."""
     head = f"{label} ({period})" if period and period.lower() not in label.lower() else label

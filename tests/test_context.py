@@ -13,7 +13,8 @@ import pytest
 from conftest import make_pdf
 from ingestion.chunking import chunk_document
 from ingestion.config import Settings
-from ingestion.context import chunk_header, document_label, document_period, find_period, label_for
+from ingestion.context import (chunk_header, document_label, document_period, find_period, label_for, period_order,
+                               series_name)
 from ingestion.pipeline import ingest
 from ingestion.readers import read_document
 from ingestion.types import Document, Section
@@ -33,6 +34,31 @@ from ingestion.types import Document, Section
 ])
 def test_find_period_on_strings(text, period):
     assert find_period(text) == period
+
+
+@pytest.mark.parametrize("period, when", [
+    ("quarterly period ended July 1, 2023", (2023, 7, 1)),
+    ("Quarterly Period Ended September 30, 2022", (2022, 9, 30)),
+    ("2023 Q2", (2023, 6, 0)),
+    ("Q3 2022", (2022, 9, 0)),
+    ("2021\u20132027", (2027, 0, 0)),
+    ("Cluster labels", None),
+    (None, None),
+])
+def test_a_period_orders_by_the_day_it_ends(period, when):
+    assert period_order(period) == when
+
+
+def test_a_later_quarter_is_newer_than_an_earlier_year_end():
+    assert period_order("quarterly period ended July 1, 2023") > period_order("2023 Q2") > period_order("Q3 2022")
+
+
+@pytest.mark.parametrize("name, series", [
+    ("2023 Q1 INTC.pdf", "intc"), ("2022 Q3 INTC.pdf", "intc"), ("2022 Q3 AAPL.pdf", "aapl"),
+    ("board-minutes-2024-05.pdf", "board minutes"), ("Report_FY2023_Q1.pdf", "report"), ("протокол-2024.pdf", "протокол"),
+])
+def test_a_series_is_the_file_name_without_its_period(name, series):
+    assert series_name(name) == series
 
 
 def _doc(title: str, name: str, text: str, pages: int | None = None) -> Document:

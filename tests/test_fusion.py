@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.retrieve import DENSE_BASE, dense_share, fuse, list_confidence, rank, zfuse
+from assistant.retrieve import DENSE_BASE, dense_share, fuse, list_confidence, prefer_latest, rank, zfuse
 from ingestion.types import Chunk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))  # scripts/ is not a package
@@ -89,3 +89,18 @@ def test_a_confident_dense_list_wins_over_a_flat_lexical_list():
     lexical = [(chunk(f"l{i}", doc="d.md", start=100 * i), 5.0 - 0.01 * i) for i in range(10)]
     assert dense_share(dense, lexical) > DENSE_BASE
     assert fuse(dense, lexical)[0][0] is right
+
+
+def test_the_latest_report_of_a_series_comes_first_when_the_question_asks_for_it():
+    from dataclasses import replace
+
+    old_q = replace(chunk("margin", "2022 Q3 AAPL.pdf"), period="quarterly period ended June 25, 2022")
+    new_q = replace(chunk("margin", "2023 Q3 AAPL.pdf"), period="quarterly period ended July 1, 2023")
+    other = replace(chunk("sales", "2022 Q3 AMZN.pdf"), period="quarterly period ended September 30, 2022")
+    plain = chunk("fees", "membership.md")  # no period: never moved
+    rows = [(old_q, 1.0, 0.9, 0.8), (other, 0.7, 0.6, 0.5), (plain, 0.6, 0.5, 0.4), (new_q, 0.5, 0.4, 0.3)]
+    moved = prefer_latest("What was Apple's gross margin in the latest 10-Q?", rows)
+    # the older Apple report goes after the rest; Amazon's only report and the undated file keep their order
+    assert [r[0].doc_id for r in moved] == ["2022 Q3 AMZN.pdf", "membership.md", "2023 Q3 AAPL.pdf", "2022 Q3 AAPL.pdf"]
+    assert prefer_latest("What was Apple's gross margin in Q3 2022?", rows) == rows
+    assert [r[0].doc_id for r in prefer_latest("Какъв е маржът в последния отчет?", rows)][-1] == "2022 Q3 AAPL.pdf"
