@@ -314,23 +314,23 @@ _ASKS_LATEST = re.compile(r"\b(?:latest|most recent|newest)\b|(?<!\w)(?:посл
 
 
 def prefer_latest(question: str, rows: Sequence[tuple[Chunk, float, float, float]]) -> list:
-    """For a question about the latest report, the chunks of an older report of a series (the same file name
-    but for its period: "2022 Q3 AAPL" beside "2023 Q3 AAPL") go after the rest, in their fused order; the
-    question's words cannot say which quarter is newest, the periods can. Other questions: ``rows`` unchanged."""
+    """For a question about the latest report, each series of reports (the same file name but for its period:
+    "2022 Q3 AAPL", "2023 Q3 AAPL") puts its newest report's chunks first in the places its chunks hold, so other
+    documents keep their ranks; the question's words cannot say which quarter is newest, the periods can. Other
+    questions: ``rows`` unchanged."""
     if not _ASKS_LATEST.search(question):
         return list(rows)
-    newest: dict[str, tuple] = {}
-    for chunk, *_ in rows:
-        when = period_order(chunk.period)
-        if when is not None:
-            name = series_name(chunk.doc_id)
-            newest[name] = max(newest.get(name, when), when)
-
-    def older(chunk: Chunk) -> bool:
-        when = period_order(chunk.period)
-        return when is not None and when < newest[series_name(chunk.doc_id)]
-
-    return sorted(rows, key=lambda row: older(row[0]))
+    places: dict[str, list[int]] = {}  # series -> the ranks its dated chunks hold
+    for i, (chunk, *_) in enumerate(rows):
+        if period_order(chunk.period) is not None:
+            places.setdefault(series_name(chunk.doc_id), []).append(i)
+    out = list(rows)
+    for ranks in places.values():
+        # newest period first; within one report, the fused order (sorted is stable)
+        members = sorted((rows[i] for i in ranks), key=lambda row: period_order(row[0].period), reverse=True)
+        for i, row in zip(ranks, members):
+            out[i] = row
+    return out
 
 
 def rank(question: str, dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]],

@@ -100,7 +100,7 @@ def test_the_latest_report_of_a_series_comes_first_when_the_question_asks_for_it
     plain = chunk("fees", "membership.md")  # no period: never moved
     rows = [(old_q, 1.0, 0.9, 0.8), (other, 0.7, 0.6, 0.5), (plain, 0.6, 0.5, 0.4), (new_q, 0.5, 0.4, 0.3)]
     moved = prefer_latest("What was Apple's gross margin in the latest 10-Q?", rows)
-    # the older Apple report goes after the rest; Amazon's only report and the undated file keep their order
-    assert [r[0].doc_id for r in moved] == ["2022 Q3 AMZN.pdf", "membership.md", "2023 Q3 AAPL.pdf", "2022 Q3 AAPL.pdf"]
+    # Apple's newest report takes the first of Apple's places; Amazon's report and the undated file keep theirs
+    assert [r[0].doc_id for r in moved] == ["2023 Q3 AAPL.pdf", "2022 Q3 AMZN.pdf", "membership.md", "2022 Q3 AAPL.pdf"]
     assert prefer_latest("What was Apple's gross margin in Q3 2022?", rows) == rows
-    assert [r[0].doc_id for r in prefer_latest("Какъв е маржът в последния отчет?", rows)][-1] == "2022 Q3 AAPL.pdf"
+    assert [r[0].doc_id for r in prefer_latest("Какъв е маржът в последния отчет?", rows)][0] == "2023 Q3 AAPL.pdf"
