@@ -158,6 +158,23 @@ def test_clauses_split_a_two_topic_sentence_and_join_short_pieces():
     assert split_clauses("Pumps and solar panels, cheap.") == []  # pieces too short
 
 
+def test_an_abbreviation_does_not_end_a_sentence():
+    """Eighth round: "Св.", "ул.", "e.g.", "Dr." and initials before a capital letter are not sentence ends; a year's
+    "г." and words that usually close a sentence still are."""
+    from assistant.align import split_sentences
+
+    assert split_sentences("Фестивал на светлината около площад „Св. Александър Невски“ с музика и анимации. "
+                           "Ще отворим студио на ул. „Граф Игнатиев“ с работни места.") == [
+        "Фестивал на светлината около площад „Св. Александър Невски“ с музика и анимации.",
+        "Ще отворим студио на ул. „Граф Игнатиев“ с работни места."]
+    assert split_sentences("Mentors, e.g. Dr. Ivanova from St. Kliment university, will coach J. Smith and the team. "
+                           "The second sentence has six words.") == [
+        "Mentors, e.g. Dr. Ivanova from St. Kliment university, will coach J. Smith and the team.",
+        "The second sentence has six words."]
+    assert split_sentences("Проектът ще приключи през 2027 г. Бюджетът е 100 000 евро за всичко.") == [
+        "Проектът ще приключи през 2027 г.", "Бюджетът е 100 000 евро за всичко."]
+
+
 def test_a_two_word_head_is_a_clause_of_its_own():
     from assistant.align.sentences import split_clauses
 

@@ -10,6 +10,36 @@ MIN_WORDS = 5  # shorter pieces are titles and headings ("Smart Mobility Sofia")
 
 SENT_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'(«„A-ZА-Я0-9])")
 BULLET = re.compile(r"^\s*(?:[#>*\-+•]+|\d+[.)])\s*")
+# a full stop after one of these does not end a sentence ("the square of Св. Александър Невски", "ул. Граф Игнатиев",
+# "e.g. Sofia"); words that often close a sentence ("etc.", "и др.", "и т.н.") are left out on purpose
+ABBREVIATIONS = frozenset({
+    "св.", "ул.", "бул.", "пл.", "гр.", "с.", "кв.", "ж.к.", "ж.к", "бл.", "вх.", "ет.", "ап.", "обл.", "р-н.",
+    "т.е.", "напр.", "т.нар.", "вкл.", "вж.", "чл.", "ал.", "проф.", "доц.", "акад.", "инж.", "арх.", "д-р.", "г.",
+    "st.", "e.g.", "i.e.", "dr.", "mr.", "mrs.", "ms.", "prof.", "no.", "nos.", "vs.", "approx.", "ave.", "blvd.",
+    "rd.", "sq.", "mt.", "fig.", "ca.", "cf.", "incl.", "ul.", "bul.", "pl.",
+})
+INITIAL = re.compile(r"^[A-ZА-Я]\.$")  # "J. Smith", "Г. Иванов"
+
+
+def _ends_in_abbreviation(piece: str) -> bool:
+    words = piece.split()
+    if not words:
+        return False
+    last = words[-1].lstrip("\"'(«„")
+    if last.lower() == "г." and len(words) > 1 and words[-2].isdigit():
+        return False  # "... до 2027 г." usually closes a sentence
+    return last.lower() in ABBREVIATIONS or bool(INITIAL.match(last))
+
+
+def _sentence_pieces(block: str) -> list[str]:
+    """A block -> its sentences: SENT_END, except after an abbreviation or an initial."""
+    out: list[str] = []
+    for piece in SENT_END.split(block):
+        if out and _ends_in_abbreviation(out[-1]):
+            out[-1] += " " + piece
+        else:
+            out.append(piece)
+    return out
 
 CLAUSE_MIN_WORDS = 4  # a shorter piece ("trams", "с двуфакторен вход") is joined to its neighbour
 # a sentence's first piece of this many words or more (and under CLAUSE_MIN_WORDS) is also a clause of its own: a
@@ -49,7 +79,7 @@ def split_sentences(text: str) -> list[str]:
         joinable = True
     out: list[str] = []
     for block in blocks:
-        for s in SENT_END.split(block):
+        for s in _sentence_pieces(block):
             s = " ".join(s.split()).strip(" ;")
             if len(s.split()) >= MIN_WORDS:
                 out.append(s[:MAX_SENTENCE_CHARS])
