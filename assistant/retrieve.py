@@ -320,16 +320,16 @@ def prefer_latest(question: str, rows: Sequence[tuple[Chunk, float, float, float
     questions: ``rows`` unchanged."""
     if not _ASKS_LATEST.search(question):
         return list(rows)
+    when = [period_order(chunk.period) for chunk, *_ in rows]
     places: dict[str, list[int]] = {}  # series -> the ranks its dated chunks hold
     for i, (chunk, *_) in enumerate(rows):
-        if period_order(chunk.period) is not None:
+        if when[i] is not None:
             places.setdefault(series_name(chunk.doc_id), []).append(i)
     out = list(rows)
     for ranks in places.values():
         # newest period first; within one report, the fused order (sorted is stable)
-        members = sorted((rows[i] for i in ranks), key=lambda row: period_order(row[0].period), reverse=True)
-        for i, row in zip(ranks, members):
-            out[i] = row
+        for i, j in zip(ranks, sorted(ranks, key=lambda r: when[r], reverse=True)):
+            out[i] = rows[j]
     return out
 
 

@@ -109,8 +109,6 @@ def period_order(period: str | None) -> tuple[int, int, int] | None:
     return (max(map(int, years)), 0, 0) if years else None
 
 
-_NOT_A_NAME = {"fy", *_MONTH_NUMBER, "june", "july", "sept", "march", "april",
-               "january", "february", "august", "september", "october", "november", "december"}
 
 
 def series_name(path: str | Path) -> str:
@@ -118,7 +116,8 @@ def series_name(path: str | Path) -> str:
     are one series of reports; numbers, quarters and months are dropped ("board-minutes-2024-05" -> "board minutes")."""
     words = re.findall(r"[^\W\d_]+|\d+", Path(path).stem.lower())
     # a lone letter is what is left of "Q1" or "H2"
-    return " ".join(w for w in words if len(w) > 1 and not w.isdigit() and w not in _NOT_A_NAME)
+    return " ".join(w for w in words if len(w) > 1 and not w.isdigit() and w != "fy"
+                    and not re.fullmatch(_MONTHS, w, re.I))
 
 
 def chunk_header(label: str, period: str | None, heading_path: tuple[str, ...]) -> str:
