@@ -31,10 +31,13 @@ def test_the_gold_set_is_large_bilingual_and_split_by_language_and_kind():
             for kind in ("single", "multi", "generic_ict", "ecosystem", "offtopic"):
                 assert by[(split, lang, kind)] >= 1, (split, lang, kind)
     test = [c for c in cases if c.split == "test"]
-    # the seen test splits of the first seven rounds joined dev; the test split is a fresh eighth one of at least 28
-    assert len(test) >= 28 and sum(c.lang == "bg" for c in test) >= 15
-    assert all(c.id.startswith("t8-") for c in test)
-    assert all(c.split == "dev" for c in cases if c.id.startswith(("t2-", "t3-", "t4-", "t5-", "t6-", "t7-")))
+    # the seen test splits of the first eight rounds joined dev; the test split is a fresh, larger ninth one: at
+    # least 48 proposals and 25 must-be-strong pairs in each language
+    assert len(test) >= 48 and sum(c.lang == "bg" for c in test) >= 24 and sum(c.lang == "en" for c in test) >= 24
+    assert all(c.id.startswith("t9-") for c in test)
+    assert all(c.split == "dev" for c in cases if c.id.startswith(("t2-", "t3-", "t4-", "t5-", "t6-", "t7-", "t8-")))
+    for lang in ("en", "bg"):
+        assert sum(len(c.must_strong) for c in test if c.lang == lang) >= 25, lang
     strong = Counter(p for c in test for p in c.must_strong)
     assert all(strong[p] >= 2 for p in IDS), strong  # every priority must be strong in at least two
     assert {c.length for c in cases} == {"short", "long"}
