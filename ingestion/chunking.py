@@ -18,6 +18,9 @@ CountTokens = Callable[[str], int]
 
 _PARA = re.compile(r"\n\s*\n")
 MIN_TEXT_TOKENS = 48
+# Raise when reading or chunking changes what a document's chunks hold (PDF cleaning, headers, packing): an index
+# made by an older version then reads its documents again on the next ingest instead of keeping the old chunks.
+READ_VERSION = 2
 
 
 def chunk_document(doc: Document, count: CountTokens, budget: int, embed_model: str) -> list[Chunk]:
@@ -45,6 +48,7 @@ def chunk_document(doc: Document, count: CountTokens, budget: int, embed_model: 
             heading_path=section.heading_path, page_start=section.page, page_end=section.page,
             source_urls=tuple(urls), content_hash=content_hash, doc_hash=doc.content_hash,
             doc_chunks=len(chunks), embed_model=embed_model, fact_ids=facts, period=period,
+            read_version=READ_VERSION,
         ))
     return out
 

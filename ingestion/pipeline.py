@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .chunking import chunk_document
+from .chunking import READ_VERSION, chunk_document
 from .config import Settings
 from .embedding import Embedder
 from .errors import ReadError
@@ -86,7 +86,7 @@ def ingest(paths: Iterable[Path], *, store: Store, embedder: Embedder, chunk_tok
         try:
             if cand.path.suffix.lower() in SUPPORTED and cand.doc_id in states:
                 size_ok = cand.path.stat().st_size <= max_file_mb * 1024 * 1024
-                if size_ok and states[cand.doc_id].complete(file_hash(cand.path)):
+                if size_ok and states[cand.doc_id].complete(file_hash(cand.path), READ_VERSION):
                     report.unchanged.append(cand.doc_id)
                     continue
             doc = read_document(cand.path, cand.doc_id, max_mb=max_file_mb, max_pages=max_pdf_pages,

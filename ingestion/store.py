@@ -46,13 +46,17 @@ class DocState:
     title: str = ""
     doc_type: str = ""
     hashes: set[str] = field(default_factory=set)
+    read_versions: set[int] = field(default_factory=set)
     expected: int = 0
     count: int = 0
     pages: set[int] = field(default_factory=set)
     indexed_at: float = 0.0
 
-    def complete(self, doc_hash: str) -> bool:
-        return self.hashes == {doc_hash} and self.count == self.expected
+    def complete(self, doc_hash: str, read_version: int | None = None) -> bool:
+        """All chunks of one version of the file are stored (and, given ``read_version``, made by that version
+        of the reading code)."""
+        fresh = read_version is None or self.read_versions == {read_version}
+        return self.hashes == {doc_hash} and self.count == self.expected and fresh
 
 
 def _server_hint(chroma_url: str) -> str:
@@ -196,6 +200,7 @@ class Store:
             st = states.setdefault(meta["doc_id"], DocState(doc_id=meta["doc_id"]))
             st.path, st.title, st.doc_type = meta.get("path", ""), meta.get("title", ""), meta.get("doc_type", "")
             st.hashes.add(meta.get("doc_hash", ""))
+            st.read_versions.add(int(meta.get("read_version", 0)))
             st.expected = int(meta.get("doc_chunks", 0))
             st.count += 1
             st.indexed_at = max(st.indexed_at, float(meta.get("indexed_at", 0.0)))
@@ -293,7 +298,7 @@ def chunk_metadata(c: Chunk, now: float) -> dict:
         "start": c.start, "end": c.end, "heading_path": json.dumps(list(c.heading_path), ensure_ascii=False),
         "section": c.section, "source_urls": json.dumps(list(c.source_urls)), "content_hash": c.content_hash,
         "doc_hash": c.doc_hash, "doc_chunks": c.doc_chunks, "embed_model": c.embed_model,
-        "fact_ids": ",".join(c.fact_ids), "indexed_at": now,
+        "fact_ids": ",".join(c.fact_ids), "indexed_at": now, "read_version": c.read_version,
     }
     if c.period:  # Chroma metadata holds no None
         meta["period"] = c.period
@@ -313,4 +318,5 @@ def chunk_from_record(chunk_id: str, text: str, m: dict) -> Chunk:
         source_urls=tuple(json.loads(m.get("source_urls") or "[]")), content_hash=m.get("content_hash", ""),
         doc_hash=m.get("doc_hash", ""), doc_chunks=int(m.get("doc_chunks", 0)), embed_model=m.get("embed_model", ""),
         fact_ids=tuple(f for f in (m.get("fact_ids") or "").split(",") if f), period=m.get("period") or None,
+        read_version=int(m.get("read_version", 0)),
     )

@@ -58,6 +58,7 @@ class Chunk:
     embed_model: str
     fact_ids: tuple[str, ...] = ()
     period: str | None = None  # the period or date its document is about (ingestion/context.py), for the header
+    read_version: int = 0  # ingestion.chunking.READ_VERSION of the code that made it
 
     @property
     def section(self) -> str:

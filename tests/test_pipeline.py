@@ -196,3 +196,22 @@ def test_sigkill_mid_ingest_then_clean_rerun(tmp_path):
         assert actual_index(store) == expected, f"inconsistent after a kill at {fraction:.0%} of the chunks"
         assert store.count() == sum(len(v) for v in expected.values())
     assert kills >= 3, "the ingest finished before it could be killed; the test did not test anything"
+
+
+def test_an_index_made_by_older_reading_code_is_read_again(tmp_path, store, embedder, monkeypatch):
+    """A change to how documents become chunks (a new PDF table rule, say) must reach an index built before it:
+    the file is unchanged, but its chunks were made by the older code, so the next ingest reads it again."""
+    from ingestion import chunking, pipeline
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_doc(corpus, "labels.md", "labels")
+    ingest([corpus], store=store, embedder=embedder, progress=False)
+    assert ingest([corpus], store=store, embedder=embedder, progress=False).unchanged == ["labels.md"]
+    newer = chunking.READ_VERSION + 1
+    monkeypatch.setattr(chunking, "READ_VERSION", newer)
+    monkeypatch.setattr(pipeline, "READ_VERSION", newer)
+    again = ingest([corpus], store=store, embedder=embedder, progress=False)
+    assert again.updated == ["labels.md"] and again.embedded > 0
+    assert store.doc_states()["labels.md"].read_versions == {newer}
+    assert ingest([corpus], store=store, embedder=embedder, progress=False).unchanged == ["labels.md"]
