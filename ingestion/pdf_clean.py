@@ -199,22 +199,32 @@ def _is_row(line: str) -> bool:
     if len(cells) < 2 or line.endswith((".", ":", ";")) and not _NUMBER.match(cells[-1]):
         return False
     numeric = sum(bool(_NUMBER.match(c)) for c in cells)
+    figures = [c for c in cells if c not in ("$", "€", "£")]
+    run = next((k for k, c in enumerate(reversed(figures)) if not _NUMBER.match(c)), len(figures))
+    if 2 <= run < len(figures):
+        return True  # a long row label ("Cash ... beginning of period") before two or more figures
     # a prose line may end in a year or a count too, but it has more words than a row's label
-    return numeric >= 1 and (numeric / len(cells) >= 0.3 or (bool(_NUMBER.match(cells[-1])) and len(cells) <= 12))
+    short = bool(_NUMBER.match(cells[-1])) and len(cells) <= 12 and not line.rstrip().endswith(".")  # "chapter 2."
+    return numeric >= 1 and (numeric / len(cells) >= 0.3 or short)
 
 
 def keep_tables(text: str) -> str:
-    """Each table (a header line and two or more rows) becomes one paragraph, with no blank line inside, so the
-    chunker keeps it whole; one longer than ``TABLE_PIECE_CHARS`` is cut into pieces that each repeat the header."""
+    """Each table (a header and two or more rows) becomes one paragraph, with no blank line inside, so the chunker
+    keeps it whole; one longer than ``TABLE_PIECE_CHARS`` is cut into pieces that each repeat the header. The header
+    is the line above the rows together with the column headings above it (periods and dates, which text extraction
+    often splits over several lines), written as one line that names each column where it can."""
     lines = text.split("\n")
     out: list[str] = []
     i = 0
     while i < len(lines):
         rows, j = [], i
         while j < len(lines):
-            if lines[j].strip() and _is_row(lines[j]):
+            line = lines[j].strip()
+            if line and _is_row(lines[j]):
                 rows.append(lines[j])
-            elif lines[j].strip() or not rows:  # a blank line between two rows stays inside the table
+            elif rows and line and (_is_label(line) or _wraps(lines, j)) and _next_is_row(lines, j + 1):
+                rows.append(lines[j])  # "Operating expenses:" between two groups of rows stays in the table
+            elif line or not rows:  # a blank line between two rows stays inside the table
                 break
             j += 1
         while rows and j > i and not lines[j - 1].strip():  # trailing blank lines belong after the table
@@ -223,14 +233,100 @@ def keep_tables(text: str) -> str:
             out.append(lines[i])
             i += 1
             continue
-        header = None
         while out and not out[-1].strip():
             out.pop()
-        if out and len(out[-1]) <= 160 and not out[-1].rstrip().endswith((".", ";")):
-            header = out.pop()
+        if out and out[-1].strip().endswith(":") and _is_label(out[-1].strip()):
+            rows.insert(0, out.pop())  # a group label ("Net sales:") belongs to the rows, not to every piece
+        head = _header_lines(out)
+        while len(rows) > 1 and _is_heading(rows[0]):
+            head.append(rows.pop(0))  # "(In millions) Oct 1, 2022 Sep 25, 2021" reads like a row but heads columns
+        header = column_header(" ".join(h.strip() for h in head)) if head else None
         out += ["", *_table_pieces(header, rows), ""]
         i = j
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip("\n")
+
+
+HEADER_LINES = 14  # column headings split one date part per line ("July 1,", "2023", ...) take many lines
+_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
+          r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
+_PERIOD = re.compile(r"\b(?:(?:Three|Six|Nine|Twelve|\d{1,2}) (?:Months|Weeks)|(?:Fiscal )?(?:Quarter|Year)s?) Ended\b",
+                     re.IGNORECASE)
+_MONTH_DAY_YEARS = re.compile(rf"\b({_MONTH} \d{{1,2}}),((?: \d{{4}})+)\b")
+# what column headings are made of: periods, dates, years, units; anything else is prose or a row label
+_UNIT = re.compile(r"\((?:in|dollars|amounts)\b[^)]*\)", re.IGNORECASE)
+_HEADING_PART = re.compile(rf"{_UNIT.pattern}|\(unaudited\)|{_PERIOD.pattern}|{_MONTH}|"
+                           r"\b(?:as of|ended|months|weeks|quarter|year|fiscal|and)\b|\b\d{1,2},|\b\d{4}\b|[,;]",
+                           re.IGNORECASE)
+
+
+def _is_heading(line: str) -> bool:
+    """A line made only of column-heading parts (periods, dates, years, units)."""
+    line = line.strip()
+    return bool(line) and len(line) <= 160 and not _HEADING_PART.sub("", line).strip()
+
+
+def _is_label(line: str) -> bool:
+    """A row label standing alone between rows: short, no figures, not a sentence."""
+    if re.search(r"\d", line) or line.endswith((".", ";")):
+        return False
+    return len(line) <= 160 if line.endswith(":") else len(line) <= 80 and len(line.split()) <= 10
+
+
+def _wraps(lines: Sequence[str], j: int) -> bool:
+    """A row label too long for its line: the next line goes on in lower case ("... intangible and other" /
+    "assets (349) (1,206)")."""
+    line = lines[j].strip()
+    nxt = lines[j + 1].strip() if j + 1 < len(lines) else ""
+    return len(line) <= 200 and not line.endswith((".", ";", ":")) and nxt[:1].islower()
+
+
+def _next_is_row(lines: Sequence[str], j: int) -> bool:
+    while j < len(lines) and not lines[j].strip():
+        j += 1
+    return j < len(lines) and _is_row(lines[j])
+
+
+def _header_lines(out: list[str]) -> list[str]:
+    """Takes the table's header lines off the end of ``out``: the line just above the rows (unless it is a
+    sentence), and above it the lines made only of column headings."""
+    head: list[str] = []
+    while out and len(head) < HEADER_LINES:
+        k = len(out) - 1
+        while head and k > 0 and not out[k].strip():  # "(in millions)", a blank line, then the periods
+            k -= 1
+        line = out[k].strip()
+        if not line or len(line) > 160 or line.endswith((".", ";")) or head and not _is_heading(line):
+            break
+        head.insert(0, line)
+        del out[k:]
+    return head
+
+
+def column_header(header: str) -> str:
+    """The header with each column named in full where its periods and dates can be paired up: "Three Months
+    Ended Nine Months Ended July 1, 2023 June 25, 2022 July 1, 2023 June 25, 2022" becomes "Three Months Ended
+    July 1, 2023 | Three Months Ended June 25, 2022 | Nine Months Ended July 1, 2023 | Nine Months Ended June 25,
+    2022", so a small model reading one row can tell which figure is which period. Otherwise the header as given."""
+    periods = [m.group(0) for m in _PERIOD.finditer(header)]
+    days = [m for m in re.finditer(rf"({_MONTH} \d{{1,2}}),", header)]
+    years = re.findall(r"\b\d{4}\b", header[days[0].start():]) if days else []
+    if len(days) >= 2 and len(years) == len(days):  # "July 1, 2023 June 25, 2022" or "July 30, July 31," + years
+        dates = [f"{d.group(1)}, {y}" for d, y in zip(days, years)]
+    elif (m := _MONTH_DAY_YEARS.search(header)) and len(m.group(2).split()) >= 2:
+        dates = [f"{m.group(1)}, {y}" for y in m.group(2).split()]  # "September 30, 2022 2021": a year per column
+    else:
+        return header
+    if not periods:  # a balance sheet "as of" two dates: the dates alone name the columns
+        end = header.rfind(years[-1]) + 4 if len(days) == len(years) else len(header)
+        return " ".join(x for x in (header[:days[0].start()].strip(), " | ".join(dates), header[end:].strip()) if x)
+    if not dates or len(dates) % len(periods):
+        return header
+    per = len(dates) // len(periods)
+    start = _PERIOD.search(header).start()
+    lead = header[:start].strip()  # a title or unit above the headings stays
+    unit = _UNIT.search(header, start)  # "(In Millions ...)" printed beside the dates
+    cols = " | ".join(f"{periods[k // per]} {d}" for k, d in enumerate(dates))
+    return " ".join(x for x in (lead, unit.group(0) if unit else "", cols) if x)
 
 
 def _table_pieces(header: str | None, rows: list[str]) -> list[str]:

@@ -127,3 +127,52 @@ def test_a_line_that_is_all_a_page_says_is_content_not_furniture():
     assert all(t == "A page of text about smart cities." for t in cleaned.texts)
     framed = P.clean_pages([f"Sofia RIS3\nBody {i} about clusters and their members.\nPage {i}" for i in range(1, 6)])
     assert all("Sofia RIS3" not in t and "Body" in t for t in framed.texts)  # with content, still furniture
+
+
+@pytest.mark.parametrize("header, columns", [
+    ("Three Months Ended Nine Months Ended July 1, 2023 June 25, 2022 July 1, 2023 June 25, 2022",
+     ["Three Months Ended July 1, 2023", "Three Months Ended June 25, 2022", "Nine Months Ended July 1, 2023",
+      "Nine Months Ended June 25, 2022"]),
+    ("Three Months Ended March 31, Twelve Months Ended March 31, 2022 2023 2022 2023",
+     ["Three Months Ended March 31, 2022", "Three Months Ended March 31, 2023", "Twelve Months Ended March 31, 2022",
+      "Twelve Months Ended March 31, 2023"]),
+    ("Three Months Ended Six Months Ended July 30, July 31, July 30, July 31, 2023 2022 2023 2022",
+     ["Three Months Ended July 30, 2023", "Three Months Ended July 31, 2022", "Six Months Ended July 30, 2023",
+      "Six Months Ended July 31, 2022"]),
+    ("Three Months Ended September 30, 2022 2021",
+     ["Three Months Ended September 30, 2022", "Three Months Ended September 30, 2021"]),
+])
+def test_column_headings_split_by_extraction_name_each_column(header, columns):
+    assert P.column_header(header).split(" | ") == columns
+    assert P.column_header("District Firms Employees Patents") == "District Firms Employees Patents"  # no periods
+    assert P.column_header("Year Ended December 31, 2022") == "Year Ended December 31, 2022"  # nothing to pair
+
+
+def test_every_piece_of_a_statement_names_its_columns_and_keeps_its_group_labels():
+    """Text extraction writes a statement's headings one date part per line and its group labels ("Cost of
+    sales:") between rows: each piece must still say which column is which period, so a model reading one piece
+    cannot take a nine-month figure for the quarter's."""
+    heading = ["(In millions)", "Three Months Ended Nine Months Ended", "July 1,", "2023", "June 25,", "2022",
+               "July 1,", "2023", "June 25,", "2022"]
+    rows = []
+    for g in "ABCDEF":
+        rows += [f"Costs of group {g}:"] + [f"Line {g}{r} {100 + r} {90 + r} {300 + r} {280 + r}" for r in range(6)]
+    text = "\n".join(["The statement of operations follows.", "", *heading, *rows, "", "Notes follow."])
+    out = P.keep_tables(text)
+    pieces = [p for p in out.split("\n\n") if "Line " in p]
+    assert len(pieces) > 1
+    names = ("(In millions) Three Months Ended July 1, 2023 | Three Months Ended June 25, 2022 | "
+             "Nine Months Ended July 1, 2023 | Nine Months Ended June 25, 2022")
+    assert all(p.startswith(names + "\n") for p in pieces), pieces[1]
+    assert sum(p.count("Costs of group") for p in pieces) == 6  # every group label kept, once
+    assert "July 1,\n" not in out and out.startswith("The statement of operations follows.")
+    wrapped = text.replace("Line C2 102", "Acquisition of companies, net of cash acquired, and purchases of intangible "
+                                           "and other\nassets 102")
+    assert [p.split("\n")[0] for p in P.keep_tables(wrapped).split("\n\n") if "Line " in p] == [names] * len(pieces)
+    assert out.endswith("Notes follow.")
+
+
+def test_a_sentence_that_ends_in_a_number_does_not_start_a_table():
+    text = "\n".join(["It is discussed with the partners of chapter 2.", "District Firms Jobs",
+                      "District D0 100 1000", "District D1 107 1053"])
+    assert P.keep_tables(text).split("\n\n")[0] == "It is discussed with the partners of chapter 2."
