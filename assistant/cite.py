@@ -43,8 +43,10 @@ _POINTER = re.compile(r"^(?:this|that|these|the|it|its|they|both)\b(?:\s+[^\W\d_
 # a sentence that opens with one of these leans on the sentence before it ("This fee is paid by ...")
 _ANAPHORA = frozenset("this that these those it its they their such това тази този тези той тя те".split())
 _SENT_END = re.compile(r"(?<=[.!?…])[\"'»”)]*\s+(?=[\"'«“(]*[A-ZА-Я0-9])")
-# a number stands on its own: the digits of a name ("RIS3", "S3", "BG16RFOP002") are part of the name
-_NUM = re.compile(r"(?<!\w)(?:\d[\d\s.,]*\d|\d)")
+# a number stands on its own: the digits of a name ("RIS3", "S3", "BG16RFOP002") are part of the name; a comma or
+# point joins digits only when digits follow it at once, a space only before a group of three ("40 400"), so
+# "September 30, 2022" and "1, 2 and 3" are separate numbers, not "30,2022" and "1,2"
+_NUM = re.compile(r"(?<!\w)\d(?:[.,](?=\d)|\s(?=\d{3}(?!\d))|\d)*")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _WORD_OR_NUM = re.compile(r"[^\W_]+", re.UNICODE)
 _CAP = re.compile(r"\b[A-Z][A-Za-z&\-]{2,}\b")

@@ -437,3 +437,16 @@ def test_a_bulgarian_answer_cites_the_document_rather_than_the_glossary_that_res
     text, cites, checks = assign_citations("Годишният членски внос се определя от Общото събрание.", passages, q,
                                            assistant.embedder.embed_passages)
     assert text and [c.doc for c in cites] == ["cskc-membership.md"], (text, cites)
+
+
+def test_a_date_or_a_list_is_several_numbers_not_one():
+    """A comma followed by a space separates numbers: "September 30, 2022" is 30 and 2022, which a passage saying
+    "September 30, 2023 and 2022" holds; read as one number "30,2022" it was never in any passage."""
+    from assistant.cite import numbers, ungrounded_numbers
+
+    assert numbers("for the quarter ended September 30, 2022") == {"30", "2022"}
+    assert numbers("priorities 1, 2 and 3") == {"1", "2", "3"}
+    assert numbers("40,400 firms, 40 400 firms and 2.5 million") == {"40400", "2.5"}
+    passage = "The effective tax rate was 18% and 19% for the three months ended September 30, 2023 and 2022."
+    assert ungrounded_numbers("The rate was 19% for the three months ended September 30, 2022.", [passage]) == set()
+    assert ungrounded_numbers("The rate was 19% for the quarter ended September 30, 2021.", [passage]) == {"2021"}
