@@ -24,9 +24,9 @@ class Paged(Protocol):
 FIRST_PAGE_CHARS = 3000  # where a cover page states its period ("For the quarterly period ended ...")
 MAX_PERIOD_CHARS = 48  # a header stays short: the chunk budget pays for it
 
-_MONTHS = (r"(?:January|February|March|April|May|June|July|August|September|October|November|December|"
+MONTHS = (r"(?:January|February|March|April|May|June|July|August|September|October|November|December|"
            r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?")
-_DATE = rf"{_MONTHS}\s+\d{{1,2}},?\s+(?:19|20)\d\d"
+_DATE = rf"{MONTHS}\s+\d{{1,2}},?\s+(?:19|20)\d\d"
 _YEAR = r"(?:19|20)\d\d"
 # most specific first: a cover page's own statement beats a year range found in a title
 _PATTERNS = (
@@ -99,7 +99,7 @@ def period_order(period: str | None) -> tuple[int, int, int] | None:
     "quarterly period ended July 1, 2023" -> (2023, 7, 1); "2023 Q2" -> (2023, 6, 0); "2021-2027" -> (2027, 0, 0)."""
     if not period:
         return None
-    m = re.search(rf"({_MONTHS})\s+(\d{{1,2}}),?\s+({_YEAR})", period, re.I)
+    m = re.search(rf"({MONTHS})\s+(\d{{1,2}}),?\s+({_YEAR})", period, re.I)
     if m:
         return int(m.group(3)), _MONTH_NUMBER[m.group(1)[:3].lower()], int(m.group(2))
     m = re.search(rf"({_YEAR})\s*[-_ ]?\s*Q([1-4])|Q([1-4])\s*[-_ ]?\s*({_YEAR})", period, re.I)
@@ -109,15 +109,13 @@ def period_order(period: str | None) -> tuple[int, int, int] | None:
     return (max(map(int, years)), 0, 0) if years else None
 
 
-
-
 def series_name(path: str | Path) -> str:
     """What a file is without its period: "2023 Q1 INTC.pdf" and "2022 Q3 INTC.pdf" are both "intc", so the two
     are one series of reports; numbers, quarters and months are dropped ("board-minutes-2024-05" -> "board minutes")."""
     words = re.findall(r"[^\W\d_]+|\d+", Path(path).stem.lower())
     # a lone letter is what is left of "Q1" or "H2"
     return " ".join(w for w in words if len(w) > 1 and not w.isdigit() and w != "fy"
-                    and not re.fullmatch(_MONTHS, w, re.I))
+                    and not re.fullmatch(MONTHS, w, re.I))
 
 
 def chunk_header(label: str, period: str | None, heading_path: tuple[str, ...]) -> str:

@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from .context import MONTHS
+
 EDGE_LINES = 3  # a running header or footer sits within the first or last few lines of a page's text
 RUNNING_SHARE = 0.5  # ... and repeats (modulo digits) on at least this share of pages
 RUNNING_MIN_PAGES = 3  # with fewer pages, a repeated line is as likely content as furniture
@@ -247,14 +249,13 @@ def keep_tables(text: str) -> str:
 
 
 HEADER_LINES = 14  # column headings split one date part per line ("July 1,", "2023", ...) take many lines
-_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
-          r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
 _PERIOD = re.compile(r"\b(?:(?:Three|Six|Nine|Twelve|\d{1,2}) (?:Months|Weeks)|(?:Fiscal )?(?:Quarter|Year)s?) Ended\b",
                      re.IGNORECASE)
-_MONTH_DAY_YEARS = re.compile(rf"\b({_MONTH} \d{{1,2}}),((?: \d{{4}})+)\b")
+_MONTH_DAY = re.compile(rf"\b({MONTHS} \d{{1,2}}),")
+_MONTH_DAY_YEARS = re.compile(rf"\b({MONTHS} \d{{1,2}}),((?: \d{{4}})+)\b")
 # what column headings are made of: periods, dates, years, units; anything else is prose or a row label
 _UNIT = re.compile(r"\((?:in|dollars|amounts)\b[^)]*\)", re.IGNORECASE)
-_HEADING_PART = re.compile(rf"{_UNIT.pattern}|\(unaudited\)|{_PERIOD.pattern}|{_MONTH}|"
+_HEADING_PART = re.compile(rf"{_UNIT.pattern}|\(unaudited\)|{_PERIOD.pattern}|{MONTHS}|"
                            r"\b(?:as of|ended|months|weeks|quarter|year|fiscal|and)\b|\b\d{1,2},|\b\d{4}\b|[,;]",
                            re.IGNORECASE)
 
@@ -308,7 +309,7 @@ def column_header(header: str) -> str:
     July 1, 2023 | Three Months Ended June 25, 2022 | Nine Months Ended July 1, 2023 | Nine Months Ended June 25,
     2022", so a small model reading one row can tell which figure is which period. Otherwise the header as given."""
     periods = [m.group(0) for m in _PERIOD.finditer(header)]
-    days = [m for m in re.finditer(rf"({_MONTH} \d{{1,2}}),", header)]
+    days = list(_MONTH_DAY.finditer(header))
     years = re.findall(r"\b\d{4}\b", header[days[0].start():]) if days else []
     if len(days) >= 2 and len(years) == len(days):  # "July 1, 2023 June 25, 2022" or "July 30, July 31," + years
         dates = [f"{d.group(1)}, {y}" for d, y in zip(days, years)]
@@ -319,7 +320,7 @@ def column_header(header: str) -> str:
     if not periods:  # a balance sheet "as of" two dates: the dates alone name the columns
         end = header.rfind(years[-1]) + 4 if len(days) == len(years) else len(header)
         return " ".join(x for x in (header[:days[0].start()].strip(), " | ".join(dates), header[end:].strip()) if x)
-    if not dates or len(dates) % len(periods):
+    if len(dates) % len(periods):
         return header
     per = len(dates) // len(periods)
     start = _PERIOD.search(header).start()
