@@ -19,6 +19,10 @@ from .types import Document, Section
 # So a PDF is read in a child process (``ingestion.readers``), which gives up on a page after PAGE_TIMEOUT seconds
 # (an ordinary page takes well under one) and is killed after ``Settings.read_timeout`` seconds in all.
 PAGE_TIMEOUT = 20.0
+# pypdf refuses an array of more than 100,000 elements; Microsoft's 10-Q filings of 2023 (2.2 MB) hold one in their
+# catalog and were skipped whole. A million elements is tens of MB of pypdf objects, and the child process's time
+# limit bounds the rest.
+MAX_ARRAY_ELEMENTS = 1_000_000
 
 
 class _PageTimeout(BaseException):
@@ -48,6 +52,14 @@ def read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int,
              page_timeout: float | None = None) -> Document:
     """The PDF in ``data`` page by page; ``TooLarge`` over ``max_pages``, ``TooSlow`` when a page takes longer than
     ``page_timeout`` seconds (main thread only)."""
+    from pypdf import apply_configuration, overwrite_configuration
+
+    with apply_configuration(overwrite_configuration(array_maximum_element_count=MAX_ARRAY_ELEMENTS)):
+        return _read_pdf(path, data, doc_id, digest, max_pages, page_timeout)
+
+
+def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int,
+              page_timeout: float | None) -> Document:
     import io
     import logging
 

@@ -192,6 +192,21 @@ def test_pdf_decompression_bomb(tmp_path):
     assert seconds < 20, seconds  # was about 1.2 s per page: 58 s for 50 pages, an hour for 3000
 
 
+def test_pdf_with_a_long_array_in_its_catalog_is_read_and_a_longer_one_refused(tmp_path):
+    """Microsoft's 2023 10-Q filings hold an array of over 100,000 elements in their catalog, beyond pypdf's default
+    limit, and were skipped whole; the reader allows ten times that, and past it refuses the file by name."""
+    from ingestion.read_pdf import MAX_ARRAY_ELEMENTS
+
+    def with_array(n: int) -> bytes:
+        return pages_pdf(2, catalog_extra=b" /PieceInfo [" + b"0 " * n + b"]")
+
+    doc = check_read(write(tmp_path, "filing.pdf", with_array(150_000)))
+    assert not isinstance(doc, ReadError), doc
+    assert "smart cities" in doc.text
+    err = check_read(write(tmp_path, "huge.pdf", with_array(MAX_ARRAY_ELEMENTS + 10)))
+    assert isinstance(err, CorruptFile) and "huge.pdf" in str(err) and "array" in str(err), err
+
+
 def cpu_wasting_pdf(form_kb: int = 1024, draws: int = 20) -> bytes:
     """One page that draws one large form object ``draws`` times: small, but pypdf extracts the form's text
     again for every draw (1 MB drawn 20 times: about 3 minutes here, read without a limit)."""
