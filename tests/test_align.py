@@ -474,3 +474,50 @@ def test_bulgarian_phishing_training_and_live_concerts_reach_their_priorities(em
                               embedder, p)
     assert best[ids.index("creative")] >= STRONG_Z and best[ids.index("networking")] >= STRONG_Z, \
         dict(zip(ids, best.round(2)))
+
+
+def test_the_nearest_examples_vote_for_the_priorities_they_are_strong_on():
+    """Tenth round: of a proposal's EXAMPLE_K nearest examples, those strong on a priority raise it by
+    EXAMPLE_WEIGHT / EXAMPLE_K each, those that must stay none on it lower that gain (never below zero)."""
+    import dataclasses
+
+    import numpy as np
+
+    from assistant.align import scoring
+    from assistant.align.priorities import Example
+
+    pr, toy = _toy({})
+    dim = len(toy.embed_query("a-en"))
+    extra: dict[str, np.ndarray] = {}
+
+    def near(text, axis, wobble):
+        v = np.zeros(dim, dtype=np.float32)
+        v[axis], v[-1] = 1.0, wobble  # axis 6 or 7 (no phrase lies there); the wobble orders the neighbours
+        extra[text] = v
+        return text
+
+    examples = [Example(f"x{i}", near(f"An example proposal about topic six, number {i}.", 6, 0.01 * i),
+                        strong=("a",), none=("c",)) for i in range(1, 6)]
+    examples += [Example(f"y{i}", near(f"Another proposal about topic six, number {i}.", 6, 0.06 + 0.01 * i),
+                         strong=("b",), none=("a",)) for i in range(1, 3)]
+    examples += [Example(f"z{i}", near(f"A proposal about topic seven, number {i}.", 7, 0.0), strong=("c",), none=())
+                 for i in range(1, 10)]
+    proposal = near("We propose a project about topic six.", 6, 0.0)
+
+    class Near:
+        name = "near"
+
+        def embed_query(self, text):
+            return toy.embed_query(text)
+
+        def embed_passages(self, texts):
+            return np.stack([extra[t] if t in extra else toy.embed_passages([t])[0] for t in texts])
+
+    assert scoring.EXAMPLE_K == 9
+    with_examples = dataclasses.replace(pr, examples=tuple(examples))
+    gain, why = scoring.example_votes([proposal], Near(), with_examples)
+    # the nine nearest: x1-x5 (a; against c), y1-y2 (b; against a) and two of z (c)
+    assert gain.tolist() == pytest.approx([scoring.EXAMPLE_WEIGHT * v for v in (3 / 9, 2 / 9, 0.0)])
+    assert why[0] == ("x1", "x2", "x3", "x4", "x5") and why[1] == ("y1", "y2")
+    gain, why = scoring.example_votes([proposal], Near(), pr)  # no examples: nothing changes
+    assert gain.tolist() == [0.0, 0.0, 0.0] and why == [(), (), ()]

@@ -118,3 +118,54 @@ def test_the_cli_reports_a_bad_file_before_loading_any_model(tmp_path, capsys):
     assert main(["align", str(proposal), "--priorities", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"sofia-qa: error: {path}: priority 4") and '"cps" is already the id' in err
+
+
+# --------------------------------------------------------------------------- the examples file (tenth round)
+
+def test_the_packaged_examples_load_with_known_priorities():
+    p = load_priorities()
+    ids = {x.id for x in p}
+    assert len(p.examples) >= 300 and len({e.id for e in p.examples}) == len(p.examples)
+    assert all(set(e.strong) <= ids and set(e.none) <= ids and not set(e.strong) & set(e.none) for e in p.examples)
+    assert {e.id for e in p.examples if "mobility" in e.strong} and all(e.text for e in p.examples)
+    assert any(re.search("[а-я]", e.text) for e in p.examples) and any("Sofia" in e.text for e in p.examples)
+
+
+def with_examples(tmp_path: Path, examples: str) -> Path:
+    """A priorities copy whose examples_file names an examples file holding ``examples``."""
+    (tmp_path / "my-examples.toml").write_text(examples, encoding="utf-8")
+    return edited(tmp_path, 'examples_file = "examples.toml"', 'examples_file = "my-examples.toml"')
+
+
+GOOD_EXAMPLE = '[[example]]\nid = "x1"\nstrong = ["mobility"]\nnone = ["health"]\ntext = "A parking app for Sofia."\n'
+
+
+@pytest.mark.parametrize("change, why", [
+    (('"mobility"]', '"mobilty"]'), 'example 1 ("x1"): field "strong": unknown priority "mobilty"'),
+    (('none = ["health"]', 'none = ["mobility"]'), 'example 1 ("x1"): field "none": "mobility" is also in "strong"'),
+    (('strong = ["mobility"]\nnone = ["health"]', 'strong = []\nnone = []'),
+     'example 1 ("x1"): fields "strong" and "none" are both empty'),
+    (('text = "A parking app for Sofia."', 'txt = "A parking app for Sofia."'),
+     'example 1 ("x1"): unknown field "txt"'),
+    (('text = "A parking app for Sofia."', 'text = ""'), 'example 1 ("x1"): field "text" must be a non-empty string'),
+    (('none = ["health"]', 'none = "health"'), 'example 1 ("x1"): field "none" must be a list of priority ids'),
+    (('id = "x1"\n', ''), 'example 1: field "id" is missing'),
+])
+def test_a_bad_example_is_named_with_its_file_and_field(tmp_path, change, why):
+    assert load_priorities(with_examples(tmp_path, GOOD_EXAMPLE)).examples[0].strong == ("mobility",)
+    path = with_examples(tmp_path, GOOD_EXAMPLE.replace(*change))
+    with pytest.raises(PrioritiesError) as info:
+        load_priorities(path)
+    assert str(info.value).startswith(f"{tmp_path / 'my-examples.toml'}: {why}"), str(info.value)
+
+
+def test_a_duplicate_example_id_and_a_missing_examples_file_are_named(tmp_path):
+    path = with_examples(tmp_path, GOOD_EXAMPLE + "\n" + GOOD_EXAMPLE)
+    with pytest.raises(PrioritiesError, match='example 2 \\("x1"\\): field "id": "x1" is already the id of example 1'):
+        load_priorities(path)
+    path = edited(tmp_path, 'examples_file = "examples.toml"', 'examples_file = "nowhere.toml"')
+    assert refused(path) == (f'{path}: field "examples_file": no file "nowhere.toml" next to it or beside the '
+                             'packaged priorities file')
+    # a copy of the priorities alone keeps the packaged examples; a copy without the line has none
+    assert load_priorities(edited(tmp_path, "# the strategy", "# a copy: the strategy")).examples
+    assert load_priorities(edited(tmp_path, 'examples_file = "examples.toml"', "")).examples == ()

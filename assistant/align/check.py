@@ -10,7 +10,7 @@ from ingestion.config import Settings
 from .citations import strategy_citations
 from .priorities import Priorities, load_priorities
 from .report import AlignmentReport, AlignmentRow, summarize
-from .scoring import level, score_sentences
+from .scoring import example_votes, level, score_sentences
 from .sentences import MAX_SENTENCES, split_sentences
 
 
@@ -25,6 +25,7 @@ def align(text: str, retriever, embedder, *, source: str = "pasted text", settin
     if priorities is None:
         priorities = load_priorities(settings.priorities_file if settings else None)
     best, arg = score_sentences(sentences, embedder, priorities)
+    gain, like = example_votes(sentences, embedder, priorities)  # the nearest judged proposals (tenth round)
 
     cites = strategy_citations(retriever, priorities)
 
@@ -36,9 +37,11 @@ def align(text: str, retriever, embedder, *, source: str = "pasted text", settin
             k = max(subs, key=lambda k: best[k])
             if best[k] > score:
                 score, j, via = float(best[k]), int(arg[k]), priorities.items[k].name
+        score += float(gain[i])  # on the row's own score, the umbrella's too (its examples are generic ICT work)
         rows.append(AlignmentRow(priority_id=p.id, priority=p.name, level=p.level, alignment=level(score),
                                  score=score, sentence=sentences[j] if j >= 0 else "", citation=cites[p.id],
-                                 via=via if level(score) != "none" else ""))
+                                 via=via if level(score) != "none" else "",
+                                 examples=list(like[i]) if gain[i] > 0 else []))
     overall, summary = summarize(rows, priorities.umbrellas)
     notice = "" if any(cites.values()) else \
         "The index holds no strategy document (doc_type 'strategy'), so no strategy passage is cited."

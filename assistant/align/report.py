@@ -20,6 +20,7 @@ class AlignmentRow:
     sentence: str  # the proposal sentence that shows it (the closest one when alignment is "none")
     citation: Citation | None  # the strategy passage that states the priority
     via: str = ""  # for an umbrella area: the sub-priority its score comes from
+    examples: list[str] = field(default_factory=list)  # ids of the nearby judged examples that raised the score
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -57,6 +58,8 @@ class AlignmentReport:
             sentence = _md(r.sentence) if r.alignment != "none" else "–"
             if r.via:
                 sentence += f" (via {_md(r.via)})"
+            if r.examples and r.alignment != "none":
+                sentence += f" (like examples {_md(', '.join(r.examples[:3]))})"
             cite = f"“{_md(r.citation.quote)}” [{r.citation.n}]" if r.citation else "–"
             lines.append(f"| {_md(r.priority)} | {r.level} | {r.alignment} | {r.score:.1f} | {sentence} | {cite} |")
         cited: dict[int, Citation] = {}

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from .priorities import Priorities, load_priorities
-from .sentences import split_clauses
+from .sentences import split_clauses, split_sentences
 
 # ninth round (docs/ALIGNMENT.md): per language, the threshold on a 0.05 grid with the highest dev strong recall
 # whose dev false strong rate stays within 1.5% (half the 3% aim, a margin for fresh text), the higher one on a tie
@@ -30,6 +30,10 @@ CLAUSE_CAP = 0.2
 # does, it is held at most CLAUSE_CAP_BG below its sentence's score (negative: up to 1.0 above it)
 CLAUSE_TOP_BG = 2
 CLAUSE_CAP_BG = -1.0
+# tenth round: the EXAMPLE_K examples (examples file) nearest a proposal vote; a priority gains EXAMPLE_WEIGHT
+# times (its votes - the votes against it) / EXAMPLE_K when that is positive (chosen by leave-one-round-out on dev)
+EXAMPLE_K = 9
+EXAMPLE_WEIGHT = 1.0
 
 # Off-topic and boilerplate sentences: the null distribution each aspect's similarity is measured against.
 BACKGROUND: tuple[str, ...] = (
@@ -99,6 +103,13 @@ class _Model:
         self.sd = np.maximum(sims.std(axis=1), 1e-3)
         self.owner = np.array([i for i, _ in self.aspects])
         self.bulgarian = np.array([a in priorities.items[i].aspects_bg for i, a in self.aspects])
+        self.examples = priorities.examples
+        ids = [p.id for p in priorities]
+        self.example_vectors = _unit(np.asarray(embedder.embed_passages(
+            [proposal_text(split_sentences(e.text)) for e in self.examples]), dtype=np.float32)) \
+            if self.examples else np.zeros((0, 1), dtype=np.float32)
+        self.example_for = np.array([[pid in e.strong for pid in ids] for e in self.examples], dtype=float)
+        self.example_against = np.array([[pid in e.none for pid in ids] for e in self.examples], dtype=float)
 
 
 _MODELS: dict[tuple[str, Priorities], _Model] = {}
@@ -124,6 +135,29 @@ def _unit(m: np.ndarray) -> np.ndarray:
 def is_bulgarian(sentence: str) -> bool:
     """More Cyrillic than Latin letters (a Bulgarian sentence may name an English product)."""
     return len(re.findall("[\u0400-\u04ff]", sentence)) > len(re.findall("[A-Za-z]", sentence))
+
+
+def proposal_text(sentences: list[str]) -> str:
+    """What is compared with the examples: the proposal's sentences (no headings), one passage."""
+    return " ".join(sentences)
+
+
+def example_votes(sentences: list[str], embedder,
+                  priorities: Priorities | None = None) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """Per priority: the gain from the proposal's ``EXAMPLE_K`` nearest examples, ``EXAMPLE_WEIGHT`` times
+    max(0, (examples strong on it - examples that must stay none on it) / EXAMPLE_K), and the ids of those
+    nearest examples that are strong on it (the evidence). Zero everywhere when there are no examples."""
+    priorities = priorities or load_priorities()
+    m = _model(embedder, priorities)
+    n = len(priorities)
+    if not m.examples or not sentences:
+        return np.zeros(n), [()] * n
+    v = _unit(np.asarray(embedder.embed_passages([proposal_text(sentences)]), dtype=np.float32))[0]
+    k = min(EXAMPLE_K, len(m.examples))
+    near = np.argsort(-(m.example_vectors @ v), kind="stable")[:k]
+    vote = (m.example_for[near].sum(axis=0) - m.example_against[near].sum(axis=0)) / EXAMPLE_K
+    why = [tuple(m.examples[j].id for j in near if m.example_for[j, i]) for i in range(n)]
+    return EXAMPLE_WEIGHT * np.maximum(0.0, vote), why
 
 
 def level(score: float, strong: float = STRONG_Z, partial: float = PARTIAL_Z) -> str:
