@@ -313,31 +313,60 @@ class Retriever:
 _ASKS_LATEST = re.compile(r"\b(?:latest|most recent|newest)\b|(?<!\w)(?:последн|най-нов)", re.IGNORECASE)
 
 
-def prefer_latest(question: str, rows: Sequence[tuple[Chunk, float, float, float]]) -> list:
-    """For a question about the latest report, each series of reports (the same file name but for its period:
-    "2022 Q3 AAPL", "2023 Q3 AAPL") puts its newest report's chunks first in the places its chunks hold, so other
-    documents keep their ranks; the question's words cannot say which quarter is newest, the periods can. Other
-    questions: ``rows`` unchanged."""
-    if not _ASKS_LATEST.search(question):
-        return list(rows)
-    when = [period_order(chunk.period) for chunk, *_ in rows]
+def _series_first(rows: Sequence[tuple[Chunk, float, float, float]], wanted: Sequence) -> list:
+    """Within each series of reports (the same file name but for its period: "2022 Q3 AAPL", "2023 Q3 AAPL"), the
+    chunks with the highest ``wanted`` value (None: not a dated report) take the first of the places that series'
+    chunks hold, so other documents keep their ranks; ties keep the fused order (sorted is stable)."""
     places: dict[str, list[int]] = {}  # series -> the ranks its dated chunks hold
     for i, (chunk, *_) in enumerate(rows):
-        if when[i] is not None:
+        if wanted[i] is not None:
             places.setdefault(series_name(chunk.doc_id), []).append(i)
     out = list(rows)
     for ranks in places.values():
-        # newest period first; within one report, the fused order (sorted is stable)
-        for i, j in zip(ranks, sorted(ranks, key=lambda r: when[r], reverse=True)):
+        for i, j in zip(ranks, sorted(ranks, key=lambda r: wanted[r], reverse=True)):
             out[i] = rows[j]
     return out
+
+
+def prefer_latest(question: str, rows: Sequence[tuple[Chunk, float, float, float]]) -> list:
+    """For a question about the latest report, each series of reports puts its newest report's chunks first in the
+    places its chunks hold; the question's words cannot say which quarter is newest, the periods can. Other
+    questions: ``rows`` unchanged."""
+    if not _ASKS_LATEST.search(question):
+        return list(rows)
+    return _series_first(rows, [period_order(chunk.period) for chunk, *_ in rows])
+
+
+# "Q1 2023", "Q3 of 2022", "Q4-2021", "2023 Q2", "2023-Q2": a quarter named the way report files and titles name it
+_QUARTER = re.compile(r"(?<![\w])(?:Q([1-4])\s*(?:[-_]\s*|of\s+)?((?:19|20)\d\d)|((?:19|20)\d\d)\s*[-_ ]?\s*Q([1-4]))(?!\w)",
+                      re.IGNORECASE)
+
+
+def quarters(text: str) -> set[tuple[int, int]]:
+    """The (year, quarter) pairs ``text`` names as "Q1 2023" or "2023 Q1"."""
+    return {(int(m.group(2) or m.group(3)), int(m.group(1) or m.group(4))) for m in _QUARTER.finditer(text or "")}
+
+
+def prefer_named_quarter(question: str, rows: Sequence[tuple[Chunk, float, float, float]]) -> list:
+    """For a question that names a quarter ("in Microsoft's Q2 2023 10-Q"), each series of reports puts the chunks of
+    the report whose file name or title names that quarter first in the places its chunks hold: the embedding barely
+    tells "Q1" from "Q3", and the report's own pages rarely say which quarter its file is. Other questions: ``rows``
+    unchanged."""
+    asked = quarters(question)
+    if not asked:
+        return list(rows)
+    wanted = []
+    for chunk, *_ in rows:
+        has = quarters(f"{chunk.doc_id} {chunk.title}")
+        wanted.append((1 if asked & has else 0) if has else None)  # None: not a report of a quarter
+    return _series_first(rows, wanted)
 
 
 def rank(question: str, dense: Sequence[tuple[Chunk, float]], lexical: Sequence[tuple[Chunk, float]],
          k: int) -> list[Passage]:
     """The first ``k`` passages: both lists fused (the latest report of a series first when the question asks for
     it), one glossary chunk at most, neighbours merged, numbered."""
-    rows = prefer_latest(question, fuse(dense, lexical))
+    rows = prefer_latest(question, prefer_named_quarter(question, fuse(dense, lexical)))
     passages = merge_neighbours(one_glossary_chunk(rows)[: max(k, 1) * 2])[:k]
     for n, p in enumerate(passages, start=1):
         p.n = n

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.retrieve import DENSE_BASE, dense_share, fuse, list_confidence, prefer_latest, rank, zfuse
+from assistant.retrieve import (DENSE_BASE, dense_share, fuse, list_confidence, prefer_latest, prefer_named_quarter, quarters,
+                                rank, zfuse)
 from ingestion.types import Chunk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))  # scripts/ is not a package
@@ -104,3 +105,19 @@ def test_the_latest_report_of_a_series_comes_first_when_the_question_asks_for_it
     assert [r[0].doc_id for r in moved] == ["2023 Q3 AAPL.pdf", "2022 Q3 AMZN.pdf", "membership.md", "2022 Q3 AAPL.pdf"]
     assert prefer_latest("What was Apple's gross margin in Q3 2022?", rows) == rows
     assert [r[0].doc_id for r in prefer_latest("Какъв е маржът в последния отчет?", rows)][0] == "2023 Q3 AAPL.pdf"
+
+
+def test_the_report_of_the_quarter_a_question_names_comes_first_in_its_series():
+    q3 = chunk("debt", "2023 Q3 MSFT.pdf")
+    q1 = chunk("debt", "2023 Q1 MSFT.pdf")
+    other = chunk("debt", "2023 Q3 INTC.pdf")
+    plain = chunk("fees", "membership.md")  # names no quarter: never moved
+    rows = [(q3, 1.0, 0.9, 0.8), (plain, 0.8, 0.7, 0.6), (other, 0.7, 0.6, 0.5), (q1, 0.5, 0.4, 0.3)]
+    moved = prefer_named_quarter("What did Microsoft say about its debt in the Q1 2023 10-Q?", rows)
+    # the Q1 report takes Microsoft's first place; Intel's report (no Q1 2023 among its files here) and the
+    # undated file keep their places
+    assert [r[0].doc_id for r in moved] == ["2023 Q1 MSFT.pdf", "membership.md", "2023 Q3 INTC.pdf", "2023 Q3 MSFT.pdf"]
+    assert prefer_named_quarter("What did Microsoft say about its debt?", rows) == rows
+    assert prefer_named_quarter("How did the debt change in Q2 2022?", rows) == rows  # no report of that quarter
+    assert quarters("the 2023 Q2 report, Q3 of 2022 and Q4-2021") == {(2023, 2), (2022, 3), (2021, 4)}
+    assert quarters("10-Q filed in 2023; Q5 2023") == set()
