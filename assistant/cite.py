@@ -254,6 +254,7 @@ class Problem(Enum):
     UNSUPPORTED = "no passage supports it (best similarity {detail})"
     NAMES_NOT_IN_PASSAGE = "names not in the cited passage: {detail}"
     LEANS_ON_REMOVED = "it refers back to a removed sentence"
+    LIST_MISSING = "it announces a list that does not follow"
 
 
 # a sentence removed for one of these states something nobody said, so a sentence leaning on it goes too
@@ -363,6 +364,9 @@ def assign_citations(answer: str, passages: Sequence[Passage], question: str,
         seen.add(said)
         checks.append(check)
     kept = [c for c in checks if c.kind is None]
+    # "The components of debt were as follows:" with no kept sentence after it announces what the answer lacks
+    while kept and kept[-1].sentence.rstrip().endswith(":"):
+        kept.pop().remove(Problem.LIST_MISSING)
     if kept and not gives_figure([c.sentence for c in kept], question):
         for c in kept:
             c.remove(Problem.NO_FIGURE)

@@ -70,6 +70,17 @@ def test_a_sentence_leaning_on_an_invented_number_goes_with_it():
     assert [c.kind for c in checks] == [Problem.NUMBERS_NOT_IN_PASSAGE, Problem.LEANS_ON_REMOVED] and text == ""
 
 
+def test_a_sentence_announcing_a_list_goes_when_no_kept_sentence_follows_it():
+    """SEC-10-Q dev qna_data-093 was answered with "The components of debt were as follows: [1]" and nothing else."""
+    passages = [Passage(chunk=chunk("a.md", "cluster"), text="The board fee is listed below. The board fee: EUR 100.",
+                        score=1.0, n=1)]
+    text, _, checks = assign_citations("The board fee is as follows: [1]", passages, "What is the board fee?", _embed)
+    assert [c.kind for c in checks] == [Problem.LIST_MISSING] and text == ""
+    text, _, checks = assign_citations("The board fee is as follows: [1]\n- The board fee is EUR 100 [1].", passages,
+                                       "What is the board fee?", _embed)
+    assert [c.kind for c in checks] == [None, None] and "EUR 100" in text
+
+
 def test_a_small_figure_must_count_in_the_passage_what_it_counts_in_the_answer():
     from assistant.cite import figures_about_something_else as elsewhere
 
