@@ -126,12 +126,7 @@ def parse_examples(data: dict, where: str, priority_ids: list[str]) -> tuple[Exa
     out: list[Example] = []
     first: dict[str, int] = {}
     for n, entry in enumerate(entries, 1):
-        label = f"{where}: example {n}"
-        if isinstance(entry.get("id"), str) and entry["id"].strip():
-            label += f' ("{entry["id"].strip()}")'
-        unknown = [k for k in entry if k not in _EXAMPLE_FIELDS]
-        if unknown:
-            raise PrioritiesError(f'{label}: unknown field "{unknown[0]}" (an example has {_names(_EXAMPLE_FIELDS)})')
+        label = _entry_label(entry, f"{where}: example {n}", "id", _EXAMPLE_FIELDS, "an example")
         eid = _string(entry, "id", label)
         if eid in first:
             raise PrioritiesError(f'{label}: field "id": "{eid}" is already the id of example {first[eid]}')
@@ -173,12 +168,7 @@ def parse_priorities(data: dict, where: str) -> Priorities:
     items: list[Priority] = []
     first: dict[str, int] = {}
     for n, entry in enumerate(entries, 1):
-        label = f"{where}: priority {n}"
-        if isinstance(entry.get("name"), str) and entry["name"].strip():
-            label += f' ("{entry["name"].strip()}")'
-        unknown = [k for k in entry if k not in _FIELDS]
-        if unknown:
-            raise PrioritiesError(f'{label}: unknown field "{unknown[0]}" (a priority has {_names(_FIELDS)})')
+        label = _entry_label(entry, f"{where}: priority {n}", "name", _FIELDS, "a priority")
         pid = _string(entry, "id", label)
         if not _ID.match(pid):
             raise PrioritiesError(f'{label}: field "id" must be lower-case letters, digits, "-" or "_", not {pid!r}')
@@ -201,6 +191,17 @@ def parse_priorities(data: dict, where: str) -> Priorities:
             raise PrioritiesError(f'{where}: priority {n} ("{p.name}"): field "parent": "{p.parent}" must be the id '
                                   f'of a priority with level "{VERTICAL}"')
     return Priorities(items=tuple(items), strategy_doc=strategy_doc, path=where)
+
+
+def _entry_label(entry: dict, label: str, name_field: str, fields: tuple[str, ...], what: str) -> str:
+    """How errors name one [[table]] of a file ("file: priority 3 ("Smart mobility")"), after checking that it has
+    no field but ``fields``."""
+    if isinstance(entry.get(name_field), str) and entry[name_field].strip():
+        label += f' ("{entry[name_field].strip()}")'
+    unknown = [k for k in entry if k not in fields]
+    if unknown:
+        raise PrioritiesError(f'{label}: unknown field "{unknown[0]}" ({what} has {_names(fields)})')
+    return label
 
 
 def _string(entry: dict, name: str, label: str) -> str:
