@@ -20,7 +20,7 @@ _PARA = re.compile(r"\n\s*\n")
 MIN_TEXT_TOKENS = 48
 # Raise when reading or chunking changes what a document's chunks hold (PDF cleaning, headers, packing): an index
 # made by an older version then reads its documents again on the next ingest instead of keeping the old chunks.
-READ_VERSION = 3  # 3: a filing titled by an accession number is named by its cover page
+READ_VERSION = 2
 
 
 def chunk_document(doc: Document, count: CountTokens, budget: int, embed_model: str) -> list[Chunk]:

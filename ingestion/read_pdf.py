@@ -23,9 +23,6 @@ PAGE_TIMEOUT = 20.0
 # catalog and were skipped whole. A million elements is tens of MB of pypdf objects, and the child process's time
 # limit bounds the rest.
 MAX_ARRAY_ELEMENTS = 1_000_000
-# a filing's cover names its issuer on the line above this one; EDGAR's PDFs title themselves with an accession
-# number and their files with a ticker, so "Apple" was nowhere in "2023 Q3 AAPL"'s chunks
-_REGISTRANT = re.compile(r"([^\n]{2,80}?)\s*\n\s*\(\s*exact\s+name\s+of\s+registrant", re.IGNORECASE)
 
 
 class _PageTimeout(BaseException):
@@ -89,9 +86,12 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int,
     if n_pages == 0:
         raise EmptyFile(path, "PDF has no pages")
     _check_pages(path, n_pages, max_pages)
-    meta_title = ""
+    title = path.stem
     try:
-        meta_title = str((reader.metadata or {}).get("/Title") or "").strip()
+        meta_title = (reader.metadata or {}).get("/Title")
+        # an accession number as the title would be what every citation and prompt names the document by
+        if meta_title and str(meta_title).strip() and not is_identifier(str(meta_title)):
+            title = str(meta_title).strip()
     except Exception:
         pass
     raws: list[str] = []
@@ -110,8 +110,6 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int,
             bad_pages += 1
             raw = ""
         raws.append(re.sub(r"[ \t\xa0]+", " ", raw))
-    # an accession number as the title would be what every citation and prompt names the document by
-    title = meta_title if meta_title and not is_identifier(meta_title) else registrant(raws[0]) or path.stem
     # running headers/footers, contents pages, broken words and tables: see ingestion.pdf_clean
     cleaned = clean_pages(raws, _page_labels(reader, n_pages))
     parts: list[str] = []
@@ -136,14 +134,6 @@ def _read_pdf(path: Path, data: bytes, doc_id: str, digest: str, max_pages: int,
     return Document(doc_id=doc_id, path=path, title=title, text=text, sections=tuple(sections),
                     content_hash=digest, doc_type="reference", language=guess_language(text),
                     pages=n_pages)
-
-
-def registrant(cover: str) -> str | None:
-    """The issuer a filing's cover page names ("Apple Inc." above "(Exact name of registrant as specified in its
-    charter)"), or None."""
-    m = _REGISTRANT.search(cover or "")
-    name = " ".join(m.group(1).split()).strip(" _") if m else ""
-    return name if re.search(r"[^\W\d_]{2}", name) else None
 
 
 def _page_labels(reader: Any, n_pages: int) -> list[str | None] | None:

@@ -7,7 +7,6 @@ import zipfile
 import pytest
 
 from conftest import make_docx, make_pdf, make_scan_pdf
-from ingestion.context import document_label
 from ingestion.readers import (BadFrontMatter, CorruptFile, EmptyFile, EncryptedPDF, NoTextLayer, TooLarge,
                                UnsupportedFile, read_document)
 
@@ -80,12 +79,6 @@ def test_pdf_whose_metadata_title_is_an_accession_number_is_named_by_its_file(tm
     # SEC filings carry "0000320193-23-000077" as their title: citations and prompts would name the filing by it
     p = make_pdf(tmp_path / "2023 Q3 AAPL.pdf", ["Net sales rose in the third quarter."], title="0000320193-23-000077")
     assert read_document(p).title == "2023 Q3 AAPL"
-    # the issuer on a filing's cover page names it better than a ticker: questions say "Apple", not "AAPL"
-    cover = make_pdf(tmp_path / "2023 Q2 AAPL.pdf", ["FORM 10-Q\nCommission File Number: 001-36743\nApple Inc.\n"
-                                                     "(Exact name of Registrant as specified in its charter)\nCalifornia"],
-                     title="0000320193-23-000064")
-    doc = read_document(cover)
-    assert doc.title == "Apple Inc." and document_label(doc) == "2023 Q2 AAPL: Apple Inc."
     named = make_pdf(tmp_path / "q3.pdf", ["Net sales rose in the third quarter."], title="Apple 10-Q for Q3 2023")
     assert read_document(named).title == "Apple 10-Q for Q3 2023"
 
