@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 from typing import Literal, Sequence, get_args
 
-from ingestion.context import period_order, series_name
+from ingestion.context import period_order, quarters, series_name
 from ingestion.language import detect_language
 from ingestion.store import Store
 from ingestion.types import Chunk
@@ -335,16 +335,6 @@ def prefer_latest(question: str, rows: Sequence[tuple[Chunk, float, float, float
     if not _ASKS_LATEST.search(question):
         return list(rows)
     return _series_first(rows, [period_order(chunk.period) for chunk, *_ in rows])
-
-
-# "Q1 2023", "Q3 of 2022", "Q4-2021", "2023 Q2", "2023-Q2": a quarter named the way report files and titles name it
-_QUARTER = re.compile(r"(?<![\w])(?:Q([1-4])\s*(?:[-_]\s*|of\s+)?((?:19|20)\d\d)|((?:19|20)\d\d)\s*[-_ ]?\s*Q([1-4]))(?!\w)",
-                      re.IGNORECASE)
-
-
-def quarters(text: str) -> set[tuple[int, int]]:
-    """The (year, quarter) pairs ``text`` names as "Q1 2023" or "2023 Q1"."""
-    return {(int(m.group(2) or m.group(3)), int(m.group(1) or m.group(4))) for m in _QUARTER.finditer(text or "")}
 
 
 def prefer_named_quarter(question: str, rows: Sequence[tuple[Chunk, float, float, float]]) -> list:

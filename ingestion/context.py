@@ -90,6 +90,16 @@ def document_period(doc: Paged) -> str | None:
     return next((p for p in found if p.lower() not in label), found[0] if found else None)
 
 
+# "Q1 2023", "Q3 of 2022", "Q4-2021", "2023 Q2", "2023-Q2", "FY2023 Q2": a quarter as report files and titles name it
+_QUARTER = re.compile(rf"(?<!\d)(?:Q([1-4])\s*(?:[-_]\s*|of\s+)?({_YEAR})|({_YEAR})\s*[-_ ]?\s*Q([1-4]))(?!\d)",
+                      re.IGNORECASE)
+
+
+def quarters(text: str) -> set[tuple[int, int]]:
+    """The (year, quarter) pairs ``text`` names as "Q1 2023" or "2023 Q1"."""
+    return {(int(m.group(2) or m.group(3)), int(m.group(1) or m.group(4))) for m in _QUARTER.finditer(text or "")}
+
+
 _MONTH_NUMBER = {m: i for i, m in enumerate(
     "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}
 
@@ -102,9 +112,9 @@ def period_order(period: str | None) -> tuple[int, int, int] | None:
     m = re.search(rf"({MONTHS})\s+(\d{{1,2}}),?\s+({_YEAR})", period, re.I)
     if m:
         return int(m.group(3)), _MONTH_NUMBER[m.group(1)[:3].lower()], int(m.group(2))
-    m = re.search(rf"({_YEAR})\s*[-_ ]?\s*Q([1-4])|Q([1-4])\s*[-_ ]?\s*({_YEAR})", period, re.I)
+    m = _QUARTER.search(period)
     if m:
-        return int(m.group(1) or m.group(4)), 3 * int(m.group(2) or m.group(3)), 0
+        return int(m.group(2) or m.group(3)), 3 * int(m.group(1) or m.group(4)), 0
     years = re.findall(_YEAR, period)
     return (max(map(int, years)), 0, 0) if years else None
 
